@@ -1,0 +1,270 @@
+"""The changelog: the revision files of one collection and the rules to walk them.
+
+Each revision is a file named ``<parent>.<child>`` where both sides are
+``<hextime>-<sha1 of the commit payload>``; the file holds the child's payload.
+Revisions form a DAG rooted at `phi`. Concurrent writers fork it; `merge` joins it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, NamedTuple
+
+from .errors import CorruptedDataError
+from .utils import hexdigest, hextime, logger, pooled_map
+
+if TYPE_CHECKING:
+    from .commit import Commit
+    from .pod import POD
+
+__all__ = ["Changelog", "Revision", "phi", "zero_hash", "zero_hextime"]
+
+zero_hextime = "0" * 11
+zero_hash = "0" * 40
+phi = f"{zero_hextime}-{zero_hash}"
+_side = r"[0-9a-f]{11}-[0-9a-f]{40}"
+_revision_name = re.compile(rf"^({_side})\.({_side})$")
+_read_retries = (0.1, 0.2, 0.3, 0.4)
+
+
+class RevDigest(NamedTuple):
+    parent: str
+    child: str
+
+
+class Revision:
+    """One revision file: the edge from `parent` to `child`."""
+
+    def __init__(self, changelog: Changelog, parent: str, child: str) -> None:
+        self.changelog = changelog
+        self.parent = parent
+        self.child = child
+        self.is_leaf = False
+        self._payload: bytes | None = None
+
+    @classmethod
+    def from_path(cls, changelog: Changelog, path: str) -> Revision:
+        match = _revision_name.match(path)
+        if match is None:
+            raise ValueError(f"Not a revision file name: {path!r}")
+        return cls(changelog, *match.groups())
+
+    @property
+    def path(self) -> str:
+        return f"{self.parent}.{self.child}"
+
+    @property
+    def epoch(self) -> str:
+        """The child's hextime (when this revision was written)."""
+        return self.child[:11]
+
+    @property
+    def digests(self) -> RevDigest:
+        return RevDigest(self.parent[12:], self.child[12:])
+
+    def read(self) -> bytes:
+        """The commit payload, checked against the digest in the file name."""
+        if self._payload is None:
+            self._payload = self._read_verified()
+        return self._payload
+
+    def _read_verified(self) -> bytes:
+        expected = self.digests.child
+        for delay in (*_read_retries, None):
+            payload = self.changelog.pod.read(self.path)
+            if hexdigest(payload) == expected:
+                return payload
+            if delay is None:
+                break
+            time.sleep(delay)
+        raise CorruptedDataError(
+            f"Unable to read revision {self.changelog.pod.path}/{self.path}: "
+            "content does not match its digest"
+        )
+
+    def commit(self, collection) -> Commit:
+        from .commit import Commit
+
+        return Commit.decode(collection.schema, self.read())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Revision) and self.path == other.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __repr__(self) -> str:
+        return f"<Revision {self.path}{' *' if self.is_leaf else ''}>"
+
+
+class Changelog:
+    """The revision files of one collection folder."""
+
+    def __init__(self, pod: POD) -> None:
+        self.pod = pod
+        self._log: list[Revision] | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.pod.ls(missing_ok=True))
+
+    def refresh(self) -> None:
+        """Forget the cached log; the next read lists the folder again."""
+        self._log = None
+
+    # Walking
+
+    def log(self, before: str | datetime | None = None) -> list[Revision]:
+        """Revisions in depth-first order (oldest root first, oldest child first).
+
+        With `before`, only the revisions written strictly before that time are kept,
+        and leaves are recomputed among them: the log as it was at that time.
+        """
+        if self._log is None:
+            self._log = self._walk(self._revisions())
+        if before is None:
+            return list(self._log)
+        cutoff = _as_hextime(before)
+        return self._walk([r for r in self._log if r.epoch < cutoff])
+
+    def _revisions(self) -> list[Revision]:
+        revisions = []
+        for name in sorted(self):
+            name = name.rsplit("/", 1)[-1]
+            match = _revision_name.match(name)
+            if match is None:
+                logger.debug("Ignore stray file %s in %s", name, self.pod.path)
+                continue
+            parent, child = match.groups()
+            if parent != child:
+                revisions.append(Revision(self, parent, child))
+        return revisions
+
+    def _walk(self, revisions: list[Revision]) -> list[Revision]:
+        children = defaultdict(list)
+        child_names = set()
+        for rev in sorted(revisions, key=lambda r: r.path):
+            children[rev.parent].append(rev)
+            child_names.add(rev.child)
+        roots = [p for p in children if p not in child_names]
+        result: list[Revision] = []
+        visited: set[str] = set()
+        stack = [rev for root in reversed(roots) for rev in reversed(children[root])]
+        while stack:
+            rev = stack.pop()
+            result.append(_copy(rev, is_leaf=not children.get(rev.child)))
+            if rev.child in visited:
+                continue
+            visited.add(rev.child)
+            stack.extend(reversed(children.get(rev.child, [])))
+        return result
+
+    def leaf(self, before: str | datetime | None = None) -> Revision | None:
+        """The revision reads and writes start from: the last leaf in log order."""
+        for rev in reversed(self.log(before)):
+            if rev.is_leaf:
+                return rev
+        return None
+
+    def leafs(self) -> list[Revision]:
+        """Every revision without a child, in log order."""
+        return [rev for rev in self.log() if rev.is_leaf]
+
+    def heads(self) -> list[Revision]:
+        """Leaves whose content is not already in the history of a later leaf.
+
+        A merge writes the same payload under each head it joins; later writes continue
+        from one copy, so the other copies are leaves that hold nothing new.
+        """
+        log = self.log()
+        leafs = [rev for rev in log if rev.is_leaf]
+        by_child = defaultdict(list)
+        for rev in log:
+            by_child[rev.child].append(rev)
+        heads: list[Revision] = []
+        for leaf in leafs:
+            digest = leaf.digests.child
+            if digest in {h.digests.child for h in heads}:
+                continue
+            others = [o for o in leafs if o.digests.child != digest]
+            if any(digest in _ancestor_digests(o, by_child) for o in others):
+                continue
+            heads.append(leaf)
+        return heads
+
+    # Writing
+
+    def commit(self, payload: bytes, parents: list[str] | None = None) -> list[Revision]:
+        """Write `payload` as the child of every parent (default: the leaf, or phi)."""
+        if parents is None:
+            leaf = self.leaf()
+            parents = [leaf.child if leaf else phi]
+        key = hexdigest(payload)
+        revisions, used = [], set()
+        for parent in parents:
+            if parent[12:] == key:
+                continue
+            stamp = _next_hextime(parent, used)
+            used.add(stamp)
+            rev = Revision(self, parent, f"{stamp}-{key}")
+            self.pod.write(rev.path, payload)
+            rev._payload = payload
+            revisions.append(rev)
+        self.refresh()
+        return revisions
+
+    def pull(self, remote: Changelog, shallow: bool = False) -> list[str]:
+        """Copy the remote revisions (only its leaves if `shallow`) missing here."""
+        local = {rev.digests for rev in self.log()}
+        wanted = remote.leafs() if shallow else remote.log()
+        missing = list({rev.path: rev for rev in wanted if rev.digests not in local}.values())
+
+        def copy(rev: Revision) -> str:
+            self.pod.write(rev.path, rev.read())
+            return rev.path
+
+        copied = pooled_map(copy, missing)
+        self.refresh()
+        return copied
+
+    def __repr__(self) -> str:
+        return f"<Changelog {self.pod!r}>"
+
+
+def _copy(rev: Revision, is_leaf: bool) -> Revision:
+    clone = Revision(rev.changelog, rev.parent, rev.child)
+    clone.is_leaf = is_leaf
+    clone._payload = rev._payload
+    return clone
+
+
+def _ancestor_digests(rev: Revision, by_child: dict[str, list[Revision]]) -> set[str]:
+    """Child digests of `rev`'s strict ancestors."""
+    found, stack, seen = set(), [rev.parent], set()
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        found.add(node[12:])
+        stack.extend(r.parent for r in by_child.get(node, []))
+    return found
+
+
+def _next_hextime(parent: str, used: set[str]) -> str:
+    """Now, but always after the parent and distinct from stamps already used."""
+    stamp = max(int(hextime(), 16), int(parent[:11], 16) + 1)
+    while (text := format(stamp, "x").rjust(11, "0")) in used:
+        stamp += 1
+    return text
+
+
+def _as_hextime(before: str | datetime) -> str:
+    if isinstance(before, datetime):
+        return hextime(before.timestamp())
+    if isinstance(before, str):
+        return before
+    raise TypeError(f"before must be a hextime string or a datetime, not {type(before).__name__}")

@@ -1,0 +1,332 @@
+"""Collections: series sharing one schema and one changelog.
+
+Every write to any series of a collection makes one new revision of the whole
+collection. `multi()` groups several writes into a single revision.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy
+
+from .changelog import Changelog, Revision, phi
+from .commit import Commit, read_digest
+from .errors import InvalidLabelError
+from .schema import Schema
+from .series import KVSeries, Series
+from .utils import digest_path, logger, pooled_map, settings
+
+if TYPE_CHECKING:
+    from .repo import Repo
+
+__all__ = ["Collection", "Batch"]
+
+_commit_locks: dict[tuple, threading.RLock] = {}
+_commit_locks_guard = threading.Lock()
+
+
+def _commit_lock(collection: Collection) -> threading.RLock:
+    """One lock per collection folder and storage, shared by every Collection object."""
+    key = (id(collection.repo.pod), collection.path)
+    with _commit_locks_guard:
+        return _commit_locks.setdefault(key, threading.RLock())
+
+
+class Batch:
+    """Rows collected by `Collection.multi()`, committed as one revision by `flush()`."""
+
+    def __init__(self, collection: Collection, root: bool = False) -> None:
+        self.collection = collection
+        self.root = root
+        self.rows: list[dict] = []
+        self.revs: list[Revision] = []
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+
+    def extend(self, *batches: Batch) -> None:
+        for batch in batches:
+            self.rows.extend(batch.rows)
+
+    def flush(self) -> list[Revision]:
+        if self.rows:
+            self.revs = self.collection.commit_rows(self.rows, root=self.root)
+            self.rows = []
+        return self.revs
+
+
+class Collection:
+    """A named group of series with one schema and one history."""
+
+    def __init__(self, label: str, schema: Schema, path: str, repo: Repo) -> None:
+        self.label = label
+        self.schema = schema
+        self.path = str(path)
+        self.repo = repo
+        self.pod = repo.pod
+        self.changelog = Changelog(repo.pod.cd(self.path))
+        self._local = threading.local()
+        self._decoded: tuple[str, Commit] | None = None
+
+    # Series access
+
+    def series(self, label: str) -> Series:
+        """The series `label` (nothing is read or written)."""
+        if not isinstance(label, str):
+            raise TypeError(f"Series label must be a string, not {type(label).__name__}")
+        label = label.strip()
+        if not label:
+            raise InvalidLabelError("Invalid series label: empty")
+        if "\x00" in label:
+            raise InvalidLabelError(f"Invalid series label {label!r}: NUL character")
+        cls = KVSeries if self.schema.kind == "kv" else Series
+        return cls(label, self)
+
+    def __truediv__(self, label: str) -> Series:
+        return self.series(label)
+
+    def ls(self) -> list[str]:
+        """Sorted labels of the series in the latest revision."""
+        commit = self.commit()
+        return commit.labels() if commit is not None else []
+
+    def __iter__(self) -> Iterator[Series]:
+        return (self.series(label) for label in self.ls())
+
+    def __contains__(self, label: str) -> bool:
+        return label in self.ls()
+
+    # Commits
+
+    @property
+    def batch(self) -> Batch | None:
+        """The `multi()` batch of the current thread, if any."""
+        return getattr(self._local, "batch", None)
+
+    def commit(self, before: str | datetime | None = None) -> Commit | None:
+        """The commit of the leaf revision (as of `before`), or None for an empty history."""
+        leaf = self.changelog.leaf(before=before)
+        return self._decode(leaf) if leaf is not None else None
+
+    def _decode(self, rev: Revision) -> Commit:
+        cached = self._decoded
+        if cached is not None and cached[0] == rev.child:
+            return cached[1]
+        commit = rev.commit(self)
+        self._decoded = (rev.child, commit)
+        return commit
+
+    def apply(self, row: dict, root: bool = False) -> list[Revision] | None:
+        """Commit one segment row now, or queue it in the current `multi()` batch."""
+        batch = self.batch
+        if batch is not None:
+            batch.append(row)
+            return None
+        return self.commit_rows([row], root=root)
+
+    def commit_rows(self, rows: list[dict], root: bool = False) -> list[Revision]:
+        """Overlay `rows` on the leaf commit (or on nothing if `root`) as one revision."""
+        with _commit_lock(self):
+            leaf = None if root else self.changelog.leaf()
+            commit = self._decode(leaf) if leaf is not None else None
+            for row in rows:
+                commit = commit.update(**row) if commit is not None else _one(self.schema, row)
+            parent = leaf.child if leaf is not None else phi
+            return self._write_commit(commit, [parent])
+
+    def _write_commit(self, commit: Commit, parents: list[str]) -> list[Revision]:
+        revisions = self.changelog.commit(commit.encode(), parents=parents)
+        if revisions:
+            self._decoded = (revisions[-1].child, commit)
+        return revisions
+
+    @contextmanager
+    def multi(self, root: bool | None = None) -> Iterator[Batch]:
+        """Group the writes of this thread into one revision, made when the block exits.
+
+        If the block raises, nothing is committed and the collection stays usable.
+        Nested blocks join the outer batch.
+        """
+        outer = self.batch
+        if outer is not None:
+            yield outer
+            return
+        batch = Batch(self, root=bool(root))
+        self._local.batch = batch
+        try:
+            yield batch
+        finally:
+            self._local.batch = None
+        batch.flush()
+
+    def refresh(self) -> None:
+        self.changelog.refresh()
+
+    # Changes to whole series
+
+    def delete(self, *labels: str) -> list[Revision] | None:
+        """Remove every row of these series in one revision."""
+        with _commit_lock(self):
+            leaf = self.changelog.leaf()
+            if leaf is None:
+                return None
+            commit = self._decode(leaf)
+            remaining = commit.delete_labels(labels)
+            if len(remaining) == len(commit):
+                return []
+            return self._write_commit(remaining, [leaf.child])
+
+    def rename(self, from_label: str, to_label: str) -> list[Revision]:
+        """Move a series to a new label (overlaying what the new label held)."""
+        to_label = self.series(to_label).label
+        with _commit_lock(self):
+            leaf = self.changelog.leaf()
+            if leaf is None or from_label not in self._decode(leaf).labels():
+                raise KeyError(f"Series {from_label!r} not found in collection {self.label!r}")
+            commit = self._decode(leaf).rename_label(from_label, to_label)
+            return self._write_commit(commit, [leaf.child])
+
+    def clone(
+        self, other: Collection, rename: dict | None = None, defaults: dict | None = None
+    ) -> list[Revision]:
+        """Copy the latest revision into the empty collection `other` (same repository).
+
+        Columns map by name (`rename` maps old names to new ones); columns of `other`
+        that this collection lacks are filled with `defaults` (zero by default).
+        Data files are shared, not copied.
+        """
+        if other.changelog.leaf() is not None:
+            raise ValueError(f"Clone target {other.label!r} is not empty")
+        if other.repo.pod is not self.repo.pod:
+            raise ValueError("Clone target must be in the same repository")
+        commit = self.commit()
+        if commit is None:
+            return []
+        cloned = _clone_commit(commit, other.schema, rename or {}, defaults or {})
+        return other._write_commit(cloned, [phi])
+
+    # History
+
+    def merge(self, *heads: Revision) -> list[Revision]:
+        """Join concurrent branches into one revision; newer branches win where they overlap."""
+        from .history import merge_heads
+
+        return merge_heads(self, list(heads))
+
+    def trim(self, before: str | datetime | None = None) -> int:
+        """Delete revision files older than `before` (default: now - 2 x settings.timeout).
+
+        Data stays reachable since every commit is a full snapshot. The newest revision
+        is always kept, and nothing is deleted while unmerged heads exist.
+        """
+        if before is None:
+            before = datetime.now() - timedelta(seconds=2 * settings.timeout)
+        heads = self.changelog.heads()
+        if len(heads) > 1:
+            logger.warning(
+                "Collection %s has %d heads: merge before trimming", self.label, len(heads)
+            )
+            return 0
+        keep = {heads[0].path} if heads else set()
+        old = [rev for rev in self.changelog.log(before=before) if rev.path not in keep]
+        paths = list(dict.fromkeys(rev.path for rev in old))
+        pooled_map(lambda path: self.changelog.pod.rm(path, missing_ok=True), paths)
+        self.changelog.refresh()
+        return len(paths)
+
+    def defrag(self, max_chunk: int | None = None) -> list[Revision]:
+        """Rewrite series made of many small segments into page-sized segments."""
+        from .history import defrag_collection
+
+        max_chunk = settings.defrag_max_chunk if max_chunk is None else max_chunk
+        if not isinstance(max_chunk, int) or max_chunk <= 0:
+            raise ValueError(f"max_chunk must be a positive integer, got {max_chunk!r}")
+        return defrag_collection(self, max_chunk)
+
+    def squash(self, trim: Any = None, max_chunk: int | None = None) -> list[Revision]:
+        """Deprecated: `defrag(max_chunk)` then `trim(trim)` unless `trim` is False."""
+        warnings.warn("squash is deprecated, use defrag and trim", DeprecationWarning, stacklevel=2)
+        revisions = self.defrag(max_chunk)
+        if trim is not False:
+            self.trim(trim)
+        return revisions
+
+    def digests(self, revisions: list[Revision] | None = None) -> Iterator[str]:
+        """Every non-embedded digest referenced by these revisions (default: all)."""
+        for rev in self.changelog.log() if revisions is None else revisions:
+            commit = rev.commit(self)
+            for digest in commit.digests():
+                if digest not in commit.embedded:
+                    yield digest
+
+    # Sync
+
+    def pull(self, remote: Collection, shallow: bool = False) -> list[str]:
+        """Copy the remote's data files, then its revisions (so readers never miss data)."""
+        if not isinstance(remote, Collection):
+            raise TypeError(f"pull needs a Collection, not {type(remote).__name__}")
+        if remote.schema != self.schema:
+            raise ValueError(
+                f"Unable to sync collection {self.label!r}: schemas differ "
+                f"({self.schema!r} here, {remote.schema!r} there)"
+            )
+        local_digests = set(self.digests())
+        revisions = remote.changelog.leafs() if shallow else remote.changelog.log()
+        wanted = set(remote.digests(revisions)) - local_digests
+        missing = [d for d in sorted(wanted) if not self.pod.isfile(digest_path(d))]
+
+        def copy(digest: str) -> None:
+            self.pod.write(digest_path(digest), read_digest(remote.pod, digest, {}))
+
+        pooled_map(copy, missing)
+        return self.changelog.pull(remote.changelog, shallow=shallow)
+
+    def push(self, remote: Collection, shallow: bool = False) -> list[str]:
+        if not isinstance(remote, Collection):
+            raise TypeError(f"push needs a Collection, not {type(remote).__name__}")
+        return remote.pull(self, shallow=shallow)
+
+    def __repr__(self) -> str:
+        return f"<Collection {self.label}>"
+
+
+def _one(schema: Schema, row: dict) -> Commit:
+    return Commit.one(schema, **row)
+
+
+def _clone_commit(commit: Commit, schema: Schema, rename: dict, defaults: dict) -> Commit:
+    """`commit` re-expressed with the columns of `schema`."""
+    source_of = {rename.get(name, name): name for name in commit.schema}
+    embedded = dict(commit.embedded)
+    digests = {}
+    for name, column in schema.columns.items():
+        if name in source_of:
+            digests[name] = commit.digest[source_of[name]]
+            continue
+        values = []
+        for length in commit.length.tolist():
+            fill = defaults.get(name, column.zero())
+            filled = column.cast(numpy.full(length, fill, dtype=object))
+            data, digest = column.codec.encode(filled, with_digest=True)
+            embedded[digest] = data
+            values.append(digest)
+        digests[name] = numpy.array(values, dtype="U40")
+    missing_idx = [n for n in schema.idx if n not in source_of or source_of[n] not in commit.start]
+    if missing_idx:
+        raise ValueError(f"Clone target index column(s) {', '.join(missing_idx)} have no source")
+    return Commit(
+        schema,
+        commit.label,
+        {n: commit.start[source_of[n]] for n in schema.idx},
+        {n: commit.stop[source_of[n]] for n in schema.idx},
+        digests,
+        commit.length,
+        commit.closed,
+        embedded,
+    )

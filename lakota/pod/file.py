@@ -1,0 +1,138 @@
+"""Local folder storage with atomic writes: `FilePOD`."""
+
+from __future__ import annotations
+
+import copy
+import errno
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from lakota.pod.base import POD, Parts, PathLike, path_error
+
+# Temporary files are staged next to their target. Data and revision names are hex,
+# so they can never start with this prefix; ls and walk hide these files.
+TMP_PREFIX = ".tmp-"
+
+# errno values of os.link on file systems without hard links
+_NO_HARD_LINKS = {
+    errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS
+}
+
+
+class FilePOD(POD):
+    """A POD stored in a local folder (``~`` is expanded); the folder need not exist yet."""
+
+    protocol = "file"
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = Path(path).expanduser()
+
+    @property
+    def size(self) -> int:
+        """Total size in bytes of the files under the POD."""
+        return sum(self.path.joinpath(name).stat().st_size for name in self.walk())
+
+    def _abs(self, parts: Parts) -> Path:
+        return self.path.joinpath(*parts)
+
+    def _cd(self, parts: Parts) -> FilePOD:
+        sub = copy.copy(self)  # not FilePOD(...): a folder named "~" must not expand
+        sub.path = self._abs(parts)
+        return sub
+
+    def _ls(self, parts: Parts) -> list[str]:
+        return [name for name, _ in self._scan_strict(parts)]
+
+    def _scan(self, parts: Parts) -> list[tuple[str, bool]]:
+        try:
+            return self._scan_strict(parts)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def _scan_strict(self, parts: Parts) -> list[tuple[str, bool]]:
+        with os.scandir(self._abs(parts)) as entries:
+            found = [
+                (entry.name, entry.is_dir())
+                for entry in entries
+                if not entry.name.startswith(TMP_PREFIX)
+            ]
+        return sorted(found)
+
+    def _read(self, parts: Parts) -> bytes:
+        return self._abs(parts).read_bytes()
+
+    def _write(self, parts: Parts, data: bytes, force: bool) -> int | None:
+        path = self._abs(parts)
+        if path.is_dir():
+            raise path_error(errno.EISDIR, str(path))
+        if not force and path.exists():
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _stage(path.parent, data)
+        try:
+            if force:
+                os.replace(tmp, path)
+            elif not _publish_new(tmp, path):
+                return None
+        finally:
+            tmp.unlink(missing_ok=True)
+        return len(data)
+
+    def _isdir(self, parts: Parts) -> bool:
+        return self._abs(parts).is_dir()
+
+    def _isfile(self, parts: Parts) -> bool:
+        return self._abs(parts).is_file()
+
+    def _rm(self, parts: Parts, recursive: bool) -> None:
+        path = self._abs(parts)
+        if not path.is_dir():
+            path.unlink()
+        elif recursive:
+            shutil.rmtree(path)
+        else:
+            path.rmdir()  # OSError (ENOTEMPTY) when not empty
+
+    def _mv(self, src: Parts, dst: Parts) -> None:
+        source, target = self._abs(src), self._abs(dst)
+        if not os.path.lexists(source):
+            raise path_error(errno.ENOENT, str(source))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, target)
+
+
+def _stage(folder: Path, data: bytes) -> Path:
+    """Write `data` durably to a new temporary file in `folder` (created with the umask)."""
+    tmp = folder / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with open(fd, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _publish_new(tmp: Path, path: Path) -> bool:
+    """Give `tmp`'s content the name `path` unless it exists; False if it did.
+
+    A hard link fails atomically when the target exists, so concurrent writers of the
+    same path never overwrite each other. Without hard links, fall back to
+    check-then-replace (files are content-addressed, so a lost race is harmless).
+    """
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        if path.exists():
+            return False
+        os.replace(tmp, path)
+    return True

@@ -1,0 +1,276 @@
+"""Repositories: a storage root holding a registry of collections and their shared data files.
+
+```python
+repo = Repo("file:///tmp/prices")            # or Repo(), "memory://", "s3:///bucket", a list
+temperature = repo.create_collection(Schema(timestamp="timestamp*", value="float"), "temp")
+repo.ls()                                     # ['temp']
+repo / "temp"                                 # the collection, like pathlib
+nb_hard_deleted, nb_soft_deleted = repo.gc()  # reclaim unreferenced data files
+```
+
+Garbage collection runs in two phases: a data file no revision references is first
+renamed with a ``.<hextime>`` suffix (soft delete), and deleted by a later run once that
+suffix is older than `settings.timeout`. Reads find soft-deleted files, and a file that
+becomes referenced again is restored.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+from uuid import uuid4
+
+import numpy
+
+from .changelog import zero_hash
+from .collection import Collection
+from .errors import CollectionExistsError, CollectionNotFoundError, InvalidLabelError
+from .pod import POD
+from .schema import Schema
+from .utils import digest_path, hashed_path, hexdigest, hextime, logger, pooled_map, settings
+
+__all__ = ["Repo"]
+
+_data_file = re.compile(r"^[0-9a-f]{40}(\.[0-9a-f]{11})?$")
+
+
+class Repo:
+    """A storage location holding collections (see the module docstring)."""
+
+    schema = Schema.kv(label="str*", meta="O")
+
+    def __init__(self, uri: str | list[str] | None = None, pod: POD | None = None) -> None:
+        self.pod = pod if pod is not None else POD.from_uri(uri)
+        folder, name = hashed_path(zero_hash)
+        self.registry = Collection("registry", self.schema, f"{folder}/{name}", self)
+
+    # Collections
+
+    def ls(self) -> list[str]:
+        """Labels of the collections, sorted."""
+        return [clct.label for clct in self.search()]
+
+    def __iter__(self) -> Iterator[Collection]:
+        return self.search()
+
+    def search(self, label: str | None = None, namespace: str = "collection") -> Iterator[Collection]:
+        """Every collection of the namespace (or only `label`)."""
+        frame = self._registry_rows(namespace, label)
+        for pos, name in enumerate(frame["label"].tolist()):
+            yield self.reify(name, frame["meta"][pos])
+
+    def _registry_rows(self, namespace: str, label: str | None = None):
+        series = self.registry.series(namespace)
+        if label is None:
+            return series.frame()
+        return series.frame(start=label, stop=label, closed="BOTH")
+
+    def collection(
+        self, label: str, from_frm: Any = None, namespace: str = "collection"
+    ) -> Collection | None:
+        """The collection `label`, or None if the registry does not have it."""
+        if from_frm is not None:
+            frame = from_frm.islice((label,), (label,), closed="BOTH")
+        else:
+            frame = self._registry_rows(namespace, label)
+        if frame.empty:
+            return None
+        return self.reify(label, frame["meta"][-1])
+
+    def __truediv__(self, label: str) -> Collection | None:
+        return self.collection(label)
+
+    def __contains__(self, label: str) -> bool:
+        return self.collection(label) is not None
+
+    def reify(self, label: str, meta: dict) -> Collection:
+        """Build a Collection object from a registry row."""
+        return Collection(label, Schema.loads(meta["schema"]), meta["path"], self)
+
+    def create_collection(
+        self,
+        schema: Schema,
+        *labels: str,
+        raise_if_exists: bool = True,
+        namespace: str = "collection",
+    ) -> Collection | list[Collection]:
+        """Register one or more collections with `schema` (one registry revision).
+
+        Returns the collection for a single label, else a list in argument order.
+        """
+        if not isinstance(schema, Schema):
+            raise TypeError(f"schema must be a lakota.Schema, not {type(schema).__name__}")
+        if not labels:
+            raise ValueError("create_collection needs at least one label")
+        labels = tuple(_clean_label(label) for label in labels)
+        existing = set(self._registry_rows(namespace)["label"].tolist())
+        new = []
+        for label in dict.fromkeys(labels):
+            if label in existing:
+                if raise_if_exists:
+                    raise CollectionExistsError(f"Collection with label {label!r} already exists")
+                continue
+            folder, name = hashed_path(hexdigest(uuid4().bytes))
+            new.append((label, {"path": f"{folder}/{name}", "schema": schema.dumps()}))
+        if new:
+            meta = numpy.empty(len(new), dtype=object)
+            meta[:] = [m for _, m in new]
+            self.registry.series(namespace).write({"label": [lbl for lbl, _ in new], "meta": meta})
+        rows = self._registry_rows(namespace)
+        found = [self.collection(label, from_frm=rows, namespace=namespace) for label in labels]
+        return found[0] if len(found) == 1 else found
+
+    def delete(self, *labels: str, namespace: str = "collection") -> None:
+        """Unregister collections and remove their revision files (data is left to `gc`)."""
+        doomed = [c for c in (self.collection(lbl, namespace=namespace) for lbl in labels) if c]
+        if not doomed:
+            return
+        self.registry.series(namespace).delete(*[c.label for c in doomed])
+        for clct in doomed:
+            clct.changelog.pod.rm(".", recursive=True, missing_ok=True)
+
+    def rename(self, from_label: str, to_label: str, namespace: str = "collection") -> None:
+        """Give a collection a new label; it keeps its folder and history."""
+        to_label = _clean_label(to_label)
+        rows = self._registry_rows(namespace)
+        labels = rows["label"].tolist()
+        if from_label not in labels:
+            raise CollectionNotFoundError(f"Collection {from_label!r} does not exist")
+        if to_label in labels:
+            raise CollectionExistsError(f"Collection {to_label!r} already exists")
+        meta = rows["meta"][labels.index(from_label)]
+        series = self.registry.series(namespace)
+        with self.registry.multi():
+            series.delete(from_label)
+            series.write({"label": [to_label], "meta": _object_array([meta])})
+
+    def archive(self, collection: Collection) -> Collection:
+        """The collection's twin in the ``archive`` namespace (created if missing)."""
+        found = self.collection(collection.label, namespace="archive")
+        if found is not None:
+            return found
+        return self.create_collection(collection.schema, collection.label, namespace="archive")
+
+    def refresh(self) -> None:
+        """See registry changes made by other writers since this object last looked."""
+        self.registry.refresh()
+
+    # Sync
+
+    def push(self, remote: Repo, *labels: str, shallow: bool = False) -> None:
+        """Send collections (default: all) to `remote`."""
+        if not isinstance(remote, Repo):
+            raise TypeError(f"push needs a Repo, not {type(remote).__name__}")
+        remote.pull(self, *labels, shallow=shallow)
+
+    def pull(self, remote: Repo, *labels: str, shallow: bool = False) -> None:
+        """Fetch collections (default: all) from `remote`, data first, then revisions."""
+        if not isinstance(remote, Repo):
+            raise TypeError(f"pull needs a Repo, not {type(remote).__name__}")
+        remote.refresh()
+        remote_clcts = {clct.label: clct for clct in remote.search()}
+        unknown = [label for label in labels if label not in remote_clcts]
+        if unknown:
+            raise CollectionNotFoundError(f"Collection(s) not found in remote: {unknown}")
+        self.registry.pull(remote.registry, shallow=shallow)
+        self.refresh()
+        local = {clct.label: clct for clct in self.search()}
+        for label in labels or remote_clcts:
+            logger.info("Sync collection: %s", label)
+            theirs = remote_clcts[label]
+            ours = local.get(label) or self.create_collection(theirs.schema, label)
+            if ours.schema != theirs.schema:
+                raise ValueError(
+                    f"Unable to sync collection {label!r}: incompatible schemas "
+                    f"({ours.schema!r} here, {theirs.schema!r} in remote)"
+                )
+            ours.pull(theirs, shallow=shallow)
+
+    def merge(self) -> list:
+        """Merge the registry (after concurrent creations or deletions)."""
+        return self.registry.merge()
+
+    # Garbage collection
+
+    def gc(self) -> tuple[int, int]:
+        """Soft-delete unreferenced data files, hard-delete old soft-deleted ones.
+
+        Returns ``(hard_deleted, soft_deleted)``. The listing happens before the
+        revisions are read, so data written by a running writer is at most
+        soft-deleted, and restored by the next run once a revision refers to it.
+        """
+        logger.info("Start GC")
+        candidates = [name for found in pooled_map(self._data_files, self.pod.ls(missing_ok=True))
+                      for name in found]
+        active = self._active_digests()
+        suffix = "." + hextime()
+        deadline = hextime(time.time() - settings.timeout)
+        hard = soft = 0
+        for name in candidates:
+            digest, _, stamp = name.partition(".")
+            path = digest_path(digest)
+            if not stamp:
+                if digest not in active:
+                    self.pod.mv(path, path + suffix, missing_ok=True)
+                    soft += 1
+            elif digest in active:
+                if not self.pod.isfile(path):
+                    self.pod.mv(f"{path}.{stamp}", path, missing_ok=True)
+            elif stamp <= deadline:
+                self.pod.rm(f"{path}.{stamp}", missing_ok=True)
+                hard += 1
+        logger.info("End of GC (hard deletions: %s, soft deletions: %s)", hard, soft)
+        return hard, soft
+
+    def _data_files(self, folder: str) -> list[str]:
+        """Data file names (digest, maybe with a soft-delete suffix) under a top folder."""
+        if len(folder) != 2:
+            return []
+        names = (folder + path.replace("/", "") for path in self.pod.cd(folder).walk(max_depth=2))
+        return [name for name in names if _data_file.match(name)]
+
+    def _active_digests(self) -> set[str]:
+        self.refresh()
+        active = set(self.registry.digests())
+        namespaces = self.registry.ls()
+        for namespace in namespaces:
+            for clct in self.search(namespace=namespace):
+                clct.refresh()
+                active.update(clct.digests())
+        return active
+
+    # Import / export
+
+    def import_collections(self, src: Any, collections: list[str] | None = None) -> None:
+        """Load collections from a folder written by `export_collections` (URI or POD)."""
+        from .io import import_collections
+
+        import_collections(self, src, collections)
+
+    def export_collections(
+        self, dest: Any, collections: list[str] | None = None, file_type: str = "csv"
+    ) -> None:
+        """Write collections as ``<collection>/<series>.csv|parquet`` plus ``_schema.json``."""
+        from .io import export_collections
+
+        export_collections(self, dest, collections, file_type)
+
+    def __repr__(self) -> str:
+        return f"<Repo {self.pod!r}>"
+
+
+def _clean_label(label: Any) -> str:
+    if not isinstance(label, str):
+        raise TypeError(f"Collection label must be a string, not {type(label).__name__}")
+    cleaned = label.strip()
+    if not cleaned or "\x00" in cleaned:
+        raise InvalidLabelError(f"Invalid label: {label!r}")
+    return cleaned
+
+
+def _object_array(items: list) -> numpy.ndarray:
+    arr = numpy.empty(len(items), dtype=object)
+    arr[:] = items
+    return arr

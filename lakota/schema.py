@@ -1,0 +1,465 @@
+"""Schemas: ordered, typed columns with their codecs, and the rules to cast data into them.
+
+A column is declared with a small mini-language: ``"timestamp*"`` is an index column of
+``datetime64[s]``, ``"float"`` a float64 value column, and ``"str* | zstd"`` an index
+column of strings encoded with an explicit codec chain.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import date, datetime, timezone
+from typing import Any
+
+import numcodecs
+import numpy
+from numcodecs import Blosc
+
+from .errors import FrameError, SchemaError
+from .utils import hexdigest
+
+__all__ = ["Codec", "Schema", "SchemaColumn", "ALIASES"]
+
+ALIASES = {
+    "date": "M8[D]",
+    "timestamp": "M8[s]",
+    "float": "f8",
+    "int": "i8",
+    "str": "U",
+}
+EMPTY_DIGEST = hexdigest(b"")
+_TEXT_KINDS = "OU"
+
+
+def resolve_dtype(text: str | numpy.dtype) -> numpy.dtype:
+    """numpy dtype for an alias (``"timestamp"``) or any numpy dtype string."""
+    if isinstance(text, numpy.dtype):
+        return text
+    try:
+        return numpy.dtype(ALIASES.get(text, text))
+    except TypeError:
+        raise SchemaError(f"Unknown data type {text!r}") from None
+
+
+def _build_codec(name: str) -> numcodecs.abc.Codec:
+    if name == "blosc":
+        return Blosc(cname="zstd", shuffle=Blosc.BITSHUFFLE)
+    try:
+        return numcodecs.get_codec({"id": name})
+    except (KeyError, ValueError):
+        raise SchemaError(f"Unknown codec {name!r}") from None
+
+
+class Codec:
+    """Encodes one column array into bytes with a chain of numcodecs codecs."""
+
+    def __init__(self, dt: str | numpy.dtype, *codec_names: str) -> None:
+        self.dt = resolve_dtype(dt)
+        if not codec_names:
+            codec_names = ("msgpack2", "zstd") if self.dt.kind in _TEXT_KINDS else ("blosc",)
+        self.codec_names = tuple(codec_names)
+        self._codecs = [_build_codec(name) for name in self.codec_names]
+
+    def encode(self, arr: numpy.ndarray, with_digest: bool = False) -> Any:
+        """Encoded bytes of `arr` (and its digest when `with_digest`)."""
+        if len(arr) == 0:
+            return (b"", EMPTY_DIGEST) if with_digest else b""
+        arr = numpy.ascontiguousarray(arr).astype(self.dt, copy=False)
+        data = arr
+        for codec in self._codecs:
+            data = codec.encode(data)
+        data = bytes(data)
+        if not with_digest:
+            return data
+        return data, self.digest(arr, data)
+
+    def digest(self, arr: numpy.ndarray, data: bytes) -> str:
+        """Content address of an encoded column: raw bytes for numbers, encoded bytes for text."""
+        if self.dt.kind in _TEXT_KINDS:
+            return hexdigest(data)
+        if self.dt.kind in "mM":
+            arr = arr.view("i8")
+        return hexdigest(memoryview(arr).cast("B"))
+
+    def decode(self, data: bytes) -> numpy.ndarray:
+        """Inverse of `encode`."""
+        if len(data) == 0:
+            return numpy.empty(0, dtype=self.dt)
+        for codec in reversed(self._codecs):
+            data = codec.decode(data)
+        if self.dt.kind in _TEXT_KINDS:
+            return numpy.asarray(data).astype(self.dt, copy=False)
+        return numpy.frombuffer(data, dtype=self.dt)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Codec):
+            return NotImplemented
+        return self.dt == other.dt and self.codec_names == other.codec_names
+
+    def __repr__(self) -> str:
+        return f"<Codec {self.dt.str} {'|'.join(self.codec_names)}>"
+
+
+class SchemaColumn:
+    """One column of a schema: a name, a dtype with its codec chain, and the index flag."""
+
+    def __init__(
+        self, name: str, dt: str | numpy.dtype, codecs: Iterable[str] | None = None, idx=False
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise SchemaError(f"Invalid column name {name!r}")
+        self.name = name
+        self.codec = Codec(dt, *(codecs or ()))
+        self.idx = bool(idx)
+
+    @classmethod
+    def from_ui(cls, name: str, text: str) -> SchemaColumn:
+        """Parse a definition such as ``"timestamp*"`` or ``"str* | vlen-utf8 gzip"``."""
+        if not isinstance(text, str):
+            raise SchemaError(f"Column {name!r}: definition must be a string, got {text!r}")
+        lexer = shlex.shlex(text, posix=True, punctuation_chars="|*")
+        lexer.wordchars += "[]"
+        try:
+            tokens = list(lexer)
+        except ValueError as exc:
+            raise SchemaError(f"Column {name!r}: cannot parse {text!r} ({exc})") from None
+        if not tokens:
+            raise SchemaError(f"Column {name!r}: empty definition")
+        dtype, idx, codecs, in_codecs = tokens[0], False, [], False
+        for token in tokens[1:]:
+            if token == "*":
+                idx = True
+            elif token == "|" and not in_codecs:
+                in_codecs = True
+            elif in_codecs and token not in ("|", "*") and not set(token) & set("|*"):
+                codecs.append(token)
+            else:
+                raise SchemaError(f"Column {name!r}: Unexpected item {token!r} in {text!r}")
+        return cls(name, resolve_dtype(dtype), codecs, idx)
+
+    @property
+    def dt(self) -> numpy.dtype:
+        return self.codec.dt
+
+    def cast(self, values: Any) -> numpy.ndarray:
+        """A 1-d array of this column's dtype, refusing conversions that would lose data."""
+        try:
+            return _cast_array(values, self.dt)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise FrameError(f"Column {self.name!r}: cannot cast to {self.dt}: {exc}") from None
+
+    def cast_scalar(self, value: Any) -> Any:
+        """One value in this column's dtype (used for query bounds)."""
+        try:
+            return _cast_scalar(value, self.dt)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise FrameError(
+                f"Column {self.name!r}: bound {value!r} cannot be cast to {self.dt} ({exc})"
+            ) from None
+
+    def map_dtype(self, arr: numpy.ndarray, style: str | None = "default") -> Any:
+        """Convert for output: Python objects (``"default"``) or epoch seconds (``"epoch"``)."""
+        if style is None or arr.dtype.kind not in "Mif":
+            return arr
+        if style == "epoch":
+            if arr.dtype.kind == "M":
+                return arr.astype("M8[s]").astype("i8")
+            return arr
+        if style == "default":
+            return arr.astype(object)
+        raise ValueError(f"Unknown map_dtype style {style!r}, expected 'default' or 'epoch'")
+
+    def zero(self) -> Any:
+        """Filler value for missing cells: empty string for text, else zero."""
+        return "" if self.dt.kind == "U" else 0
+
+    def dumps(self) -> dict:
+        return {"dt": str(self.dt), "codecs": list(self.codec.codec_names), "idx": self.idx}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SchemaColumn):
+            return NotImplemented
+        return (self.name, self.idx, self.codec) == (other.name, other.idx, other.codec)
+
+    def __repr__(self) -> str:
+        star = "*" if self.idx else ""
+        return f"<SchemaColumn {self.name} {self.dt}{star} {'|'.join(self.codec.codec_names)}>"
+
+
+def _cast_array(values: Any, dt: numpy.dtype) -> numpy.ndarray:
+    if dt.kind == "O":
+        return _object_array(values)
+    arr = values if isinstance(values, numpy.ndarray) else _infer_array(values)
+    if arr.ndim != 1:
+        raise ValueError(f"expected a one-dimensional array, got shape {arr.shape}")
+    if arr.dtype == dt or (dt.kind == "U" and arr.dtype.kind == "U"):
+        return arr
+    if dt.kind == "M":
+        return _cast_datetimes(arr, dt)
+    if dt.kind == "U":
+        return arr.astype("U")
+    return _cast_numbers(arr, dt)
+
+
+def _infer_array(values: Any) -> numpy.ndarray:
+    if hasattr(values, "to_numpy"):  # pandas / polars / pyarrow columns
+        return _pandas_values(values) if hasattr(values, "dt") else values.to_numpy()
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise TypeError(f"expected a sequence of values, got {type(values).__name__}")
+    if len(values) and all(isinstance(v, datetime) and v.tzinfo for v in values):
+        values = [_naive_utc(v) for v in values]
+    return numpy.asarray(values)
+
+
+def _pandas_values(series: Any) -> numpy.ndarray:
+    """A pandas column as numpy, time zones converted to naive UTC."""
+    if getattr(getattr(series, "dt", None), "tz", None) is not None:
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    return series.to_numpy()
+
+
+def _object_array(values: Any) -> numpy.ndarray:
+    if isinstance(values, numpy.ndarray) and values.dtype.kind == "O" and values.ndim == 1:
+        return values
+    items = list(values.tolist() if hasattr(values, "tolist") else values)
+    arr = numpy.empty(len(items), dtype=object)
+    arr[:] = items
+    return arr
+
+
+def _cast_datetimes(arr: numpy.ndarray, dt: numpy.dtype) -> numpy.ndarray:
+    if arr.dtype.kind == "M":
+        out = arr.astype(dt)
+        if not numpy.array_equal(out.astype(arr.dtype), arr, equal_nan=True):
+            raise ValueError(f"values finer than the column unit {dt} would be truncated")
+        return out
+    if arr.dtype.kind in "iu":
+        return arr.astype(dt)
+    if arr.dtype.kind in "USO":
+        if arr.dtype.kind == "O":
+            arr = numpy.array([_naive_utc(v) if isinstance(v, datetime) else v for v in arr])
+            if arr.dtype.kind == "M":
+                return _cast_datetimes(arr, dt)
+        return numpy.asarray(arr, dtype=dt)
+    raise TypeError(f"{arr.dtype} values are not dates")
+
+
+def _cast_numbers(arr: numpy.ndarray, dt: numpy.dtype) -> numpy.ndarray:
+    if arr.dtype.kind in "US":
+        return numpy.asarray(arr, dtype=dt)
+    if arr.dtype.kind in "mMO" and dt.kind != "b":
+        if arr.dtype.kind == "O":
+            return _cast_numbers(numpy.asarray(arr.tolist()), dt)
+        raise TypeError(f"{arr.dtype} values are not numbers")
+    if numpy.can_cast(arr.dtype, dt, "same_kind") or (arr.dtype.kind in "biu" and dt.kind == "f"):
+        return arr.astype(dt)
+    out = arr.astype(dt)
+    if not numpy.array_equal(out, arr):
+        raise ValueError(f"{arr.dtype} values would lose precision")
+    return out
+
+
+def _naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value
+    return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _cast_scalar(value: Any, dt: numpy.dtype) -> Any:
+    if dt.kind == "M":
+        if isinstance(value, datetime):
+            value = _naive_utc(value)
+        if isinstance(value, (numpy.integer, int)) and not isinstance(value, bool):
+            return numpy.datetime64(int(value), numpy.datetime_data(dt)[0])
+        if isinstance(value, (str, date, numpy.datetime64)) or hasattr(value, "to_datetime64"):
+            if hasattr(value, "to_datetime64"):
+                value = value.to_datetime64()
+            return numpy.datetime64(value).astype(dt)
+        raise TypeError(f"{type(value).__name__} is not a date")
+    if dt.kind == "U":
+        if not isinstance(value, (str, numpy.str_)):
+            raise TypeError(f"{type(value).__name__} is not a string")
+        return str(value)
+    if dt.kind == "O":
+        return value
+    if isinstance(value, (str, bytes)) and dt.kind in "iuf":
+        return dt.type(value)
+    if isinstance(value, (datetime, date, numpy.datetime64)):
+        raise TypeError(f"{type(value).__name__} is not a number")
+    cast = dt.type(value)
+    if dt.kind in "iu" and cast != value:
+        raise ValueError(f"{value!r} is not an integer")
+    return cast
+
+
+class Schema:
+    """Ordered columns; at least one of them is an index column.
+
+    ``Schema(timestamp="timestamp*", value="float")`` declares a series indexed by time.
+    ``Schema.kv(...)`` declares a key-value collection whose writes are upserts.
+    """
+
+    def __init__(self, **columns: str | SchemaColumn) -> None:
+        self.kind: str | None = None
+        self.columns: dict[str, SchemaColumn] = {}
+        for name, definition in columns.items():
+            if isinstance(definition, SchemaColumn):
+                col = definition
+                if col.name != name:
+                    col = SchemaColumn(name, col.dt, col.codec.codec_names, col.idx)
+            else:
+                col = SchemaColumn.from_ui(name, definition)
+            self.columns[name] = col
+        self.idx = [name for name, col in self.columns.items() if col.idx]
+        self.non_idx = [name for name, col in self.columns.items() if not col.idx]
+        if not self.idx:
+            raise SchemaError("Invalid schema, no index defined")
+
+    @classmethod
+    def kv(cls, **columns: str | SchemaColumn) -> Schema:
+        """A key-value schema: writes upsert rows keyed on the index columns."""
+        schema = cls(**columns)
+        schema.kind = "kv"
+        return schema
+
+    @classmethod
+    def loads(cls, dump: Mapping) -> Schema:
+        """Inverse of `dumps` (the registry's representation)."""
+        try:
+            columns = {
+                name: SchemaColumn(name, col["dt"], col.get("codecs"), col.get("idx", False))
+                for name, col in dump["columns"].items()
+            }
+            kind = dump.get("kind")
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise SchemaError(f"Invalid schema dump {dump!r}: {exc}") from None
+        schema = cls(**columns)
+        if kind not in (None, "kv"):
+            raise SchemaError(f"Unknown schema kind {kind!r}")
+        schema.kind = kind
+        return schema
+
+    def dumps(self) -> dict:
+        return {"kind": self.kind, "columns": {n: c.dumps() for n, c in self.columns.items()}}
+
+    @classmethod
+    def from_frame(cls, frame: Any, idx_columns: Iterable[str] | None = None) -> Schema:
+        """Schema from the dtypes of a mapping of arrays (every column indexed by default)."""
+        columns = getattr(frame, "columns", frame)
+        idx = set(columns if idx_columns is None else idx_columns)
+        return cls(
+            **{
+                name: SchemaColumn(name, numpy.asarray(arr).dtype, idx=name in idx)
+                for name, arr in columns.items()
+            }
+        )
+
+    def clone(self, *keep: str) -> Schema:
+        """A schema with only the `keep` columns (same order and kind)."""
+        missing = [k for k in keep if k not in self.columns]
+        if missing:
+            raise KeyError(f"Unknown column(s): {', '.join(missing)}")
+        schema = Schema(**{n: c for n, c in self.columns.items() if n in keep})
+        schema.kind = self.kind
+        return schema
+
+    def cast(self, df: Any = None) -> dict[str, numpy.ndarray]:
+        """Cast the columns of `df` that this schema knows; `None` gives empty columns."""
+        if df is None:
+            return {name: numpy.empty(0, dtype=col.dt) for name, col in self.columns.items()}
+        source = as_column_mapping(df)
+        return {name: col.cast(source[name]) for name, col in self.columns.items() if name in source}
+
+    def serialize(self, values: Any) -> tuple[str, ...]:
+        """Index values as a tuple of strings."""
+        return tuple(str(v) for v in self._as_tuple(values))
+
+    def deserialize(self, values: Any) -> tuple:
+        """Index values (scalar or sequence, possibly partial) cast with the index dtypes."""
+        values = self._as_tuple(values)
+        if len(values) > len(self.idx):
+            raise ValueError(
+                f"Too many index values {values!r} for index columns {', '.join(self.idx)}"
+            )
+        return tuple(self.columns[name].cast_scalar(v) for name, v in zip(self.idx, values))
+
+    @staticmethod
+    def _as_tuple(values: Any) -> tuple:
+        if values is None:
+            return ()
+        if isinstance(values, (list, tuple)):
+            return tuple(values)
+        return (values,)
+
+    def row(self, columns: Mapping, pos: int, full: bool = True) -> tuple:
+        """The values at position `pos` (index columns only unless `full`)."""
+        names = self.columns if full else self.idx
+        return tuple(columns[name][pos] for name in names)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+    def __getitem__(self, name: str) -> SchemaColumn:
+        try:
+            return self.columns[name]
+        except KeyError:
+            raise KeyError(f"Unknown column {name!r}") from None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Schema):
+            return NotImplemented
+        return self.kind == other.kind and list(self.columns.values()) == list(
+            other.columns.values()
+        )
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        cols = " ".join(
+            f"{n}:{c.dt}{'*' if c.idx else ''}" for n, c in self.columns.items()
+        )
+        kind = " kv" if self.kind else ""
+        return f"<Schema{kind} {cols}>"
+
+
+def as_column_mapping(data: Any) -> Mapping:
+    """A name -> array-like view of a dict, Frame, pandas, Arrow or Polars table."""
+    if isinstance(data, Mapping):
+        return data
+    columns = getattr(data, "columns", None)
+    if isinstance(columns, Mapping):  # a Frame
+        return columns
+    if hasattr(data, "iloc"):  # pandas DataFrame
+        return _pandas_mapping(data)
+    if hasattr(data, "column_names") and hasattr(data, "column"):  # pyarrow Table/RecordBatch
+        return {name: _arrow_values(data.column(name)) for name in data.column_names}
+    if hasattr(data, "get_column") and hasattr(data, "to_arrow"):  # polars DataFrame
+        return as_column_mapping(data.to_arrow())
+    raise TypeError(f"Cannot read columns from a {type(data).__name__}")
+
+
+def _pandas_mapping(df: Any) -> dict:
+    mapping = {name: df[name] for name in df.columns}
+    for level, name in enumerate(df.index.names):
+        if name is not None and name not in mapping:
+            mapping[name] = df.index.get_level_values(level).to_series(index=None)
+    return mapping
+
+
+def _arrow_values(column: Any) -> numpy.ndarray:
+    import pyarrow
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pyarrow.types.is_timestamp(kind) and kind.tz is not None:
+        column = pc.cast(column, pyarrow.timestamp(kind.unit))
+    if hasattr(column, "combine_chunks"):
+        column = column.combine_chunks()
+    return column.to_numpy(zero_copy_only=False)

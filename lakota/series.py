@@ -1,0 +1,373 @@
+"""Series: one sorted table inside a collection, read by index range and written by overlay.
+
+A write of a frame over ``[start, stop]`` hides whatever the series showed in that
+range and shows the new rows instead; data outside the range stays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy
+
+from .commit import Commit, Segment
+from .errors import FrameError
+from .frame import Frame
+from .utils import Closed, digest_path, pooled_map, settings
+
+if TYPE_CHECKING:
+    from .collection import Collection
+
+__all__ = ["Series", "KVSeries"]
+
+Bound = Any
+
+
+class Series:
+    """A labelled series of a collection. Creating one never touches storage."""
+
+    def __init__(self, label: str, collection: Collection) -> None:
+        self.label = label
+        self.collection = collection
+        self.schema = collection.schema
+        self.pod = collection.pod
+        self.changelog = collection.changelog
+
+    # Writing
+
+    def write(
+        self,
+        frame: Any,
+        start: Bound = None,
+        stop: Bound = None,
+        closed: Closed | str = "b",
+        root: bool = False,
+    ) -> list | None:
+        """Show `frame` over ``[start, stop]`` (default: its first and last index).
+
+        Accepts a Frame, a dict of sequences, or a pandas/Arrow/Polars table. Returns the
+        new revisions (empty when nothing changed), or None inside `Collection.multi()`.
+        """
+        frame = self._checked_frame(frame)
+        closed = Closed.cast(closed)
+        start, stop = self._write_bounds(frame, start, stop, closed)
+        row = self._store(frame, start, stop, closed)
+        return self.collection.apply(row, root=root)
+
+    def _checked_frame(self, frame: Any) -> Frame:
+        frame = frame if isinstance(frame, Frame) and frame.schema == self.schema else Frame(
+            self.schema, frame
+        )
+        missing = [name for name in self.schema if name not in frame]
+        if missing:
+            raise KeyError(f"Missing column(s) for series {self.label!r}: {', '.join(missing)}")
+        if not frame.is_sorted():
+            raise FrameError(f"Frame is not sorted! (series {self.label!r})")
+        return frame
+
+    def _write_bounds(self, frame: Frame, start: Bound, stop: Bound, closed: Closed) -> tuple:
+        start = self.schema.deserialize(start) if start is not None else None
+        stop = self.schema.deserialize(stop) if stop is not None else None
+        if frame.empty:
+            if not start or not stop:
+                raise FrameError(f"An empty frame needs explicit start and stop ({self.label!r})")
+        else:
+            start = start or frame.start()
+            stop = stop or frame.stop()
+            self._check_inside(frame, start, stop, closed)
+        if start > stop:
+            raise ValueError(f"Invalid range: start {start} is after stop {stop}")
+        return start, stop
+
+    def _check_inside(self, frame: Frame, start: tuple, stop: tuple, closed: Closed) -> None:
+        """Refuse rows that the given bounds would hide at once (they would be lost)."""
+        first, last = frame.start()[: len(start)], frame.stop()[: len(stop)]
+        full_start, full_stop = len(start) == len(self.schema.idx), len(stop) == len(
+            self.schema.idx
+        )
+        if first < start or (first == start and not closed.left and full_start):
+            raise FrameError(f"Frame starts at {frame.start()}, before the write range {start}")
+        if last > stop or (last == stop and not closed.right and full_stop):
+            raise FrameError(f"Frame ends at {frame.stop()}, after the write range {stop}")
+
+    def _store(self, frame: Frame, start: tuple, stop: tuple, closed: Closed) -> dict:
+        """Encode every column, write the large ones, and return the commit row."""
+        names = list(self.schema)
+        encoded = pooled_map(
+            lambda name: self.schema[name].codec.encode(frame[name], with_digest=True), names
+        )
+        embedded, to_write = {}, []
+        for data, digest in encoded:
+            if len(data) < settings.embed_max_size:
+                embedded[digest] = data
+            else:
+                to_write.append((digest, data))
+        pooled_map(lambda item: self.pod.write(digest_path(item[0]), item[1]), to_write)
+        return {
+            "label": self.label,
+            "start": start,
+            "stop": stop,
+            "digest": tuple(digest for _, digest in encoded),
+            "length": len(frame),
+            "closed": closed,
+            "embedded": embedded,
+        }
+
+    def delete(
+        self, start: Bound = None, stop: Bound = None, closed: Closed | str = "b", root=False
+    ) -> list | None:
+        """Hide every row inside ``[start, stop]`` (bounds are cast to the index types)."""
+        if start is None or stop is None:
+            raise ValueError("delete needs both start and stop; use Collection.delete for all")
+        return self.write(Frame(self.schema), start, stop, closed=closed, root=root)
+
+    def update(self, frame: Any) -> list | None:
+        """Replace some non-index columns of existing rows (and add rows outside them)."""
+        frame = Frame(self.schema, frame)
+        given = [n for n in frame if n in self.schema and n not in self.schema.idx]
+        missing_idx = [n for n in self.schema.idx if n not in frame]
+        if missing_idx:
+            raise KeyError(f"update needs the index column(s) {', '.join(missing_idx)}")
+        if not frame.is_sorted():
+            raise FrameError(f"Frame is not sorted! (series {self.label!r})")
+        if frame.empty:
+            return []
+        kept = [n for n in self.schema if n not in given]
+        stored = self.frame(start=frame.start(), stop=frame.stop(), closed="b", select=kept)
+        if stored.empty:
+            return self.write(_fill_missing(self.schema, frame))
+        lo, hi = frame.slice_index(stored.start(), stored.stop(), "b")
+        middle = frame.slice(lo, hi)
+        for name in self.schema.idx:
+            if len(middle) != len(stored) or not numpy.array_equal(middle[name], stored[name]):
+                raise FrameError("Update frame is not aligned with existing index")
+        merged = {n: middle[n] if n in given else stored[n] for n in self.schema}
+        parts = [
+            _fill_missing(self.schema, frame.slice(None, lo)),
+            Frame(self.schema, merged),
+            _fill_missing(self.schema, frame.slice(hi, None)),
+        ]
+        full = Frame.concat(*[p for p in parts if not p.empty])
+        return self.write(full, start=frame.start(), stop=frame.stop())
+
+    # Reading
+
+    def segments(
+        self,
+        start: tuple = (),
+        stop: tuple = (),
+        before: str | datetime | None = None,
+        closed: Closed | str = "LEFT",
+        from_ci: Commit | None = None,
+    ) -> list[Segment]:
+        """The visible segments inside the range (bounds already cast as tuples)."""
+        commit = from_ci if from_ci is not None else self.collection.commit(before=before)
+        if commit is None:
+            return []
+        return commit.segments(self.label, self.pod, start, stop, closed)
+
+    def _query(self, start: Bound, stop: Bound, before, closed) -> list[Segment]:
+        start = self.schema.deserialize(start)
+        stop = self.schema.deserialize(stop)
+        return self.segments(start, stop, before=before, closed=closed)
+
+    def frame(
+        self,
+        start: Bound = None,
+        stop: Bound = None,
+        before: str | datetime | None = None,
+        closed: Closed | str = "LEFT",
+        limit: int | None = None,
+        offset: int | None = None,
+        select: str | list[str] | None = None,
+    ) -> Frame:
+        """Rows in the range (default ``start <= index < stop``) as a Frame."""
+        _check_limit_offset(limit, offset)
+        segments = self._query(start, stop, before, closed)
+        _prefetch(segments, _columns(self.schema, select))
+        return Frame.from_segments(
+            self.schema, segments, limit=limit, offset=offset, select=select
+        )
+
+    def df(self, *args: Any, **kwargs: Any) -> Any:
+        """Same as `frame`, as a pandas DataFrame."""
+        return self.frame(*args, **kwargs).df()
+
+    def tail(
+        self,
+        length: int,
+        start: Bound = None,
+        stop: Bound = None,
+        before: str | datetime | None = None,
+        closed: Closed | str = "LEFT",
+        limit: int | None = None,
+        offset: int | None = None,
+        select: str | list[str] | None = None,
+    ) -> Frame:
+        """The last `length` rows of the range, then sliced by `offset`/`limit`."""
+        if not isinstance(length, (int, numpy.integer)) or length <= 0:
+            raise ValueError(f"tail length must be a positive integer, got {length!r}")
+        _check_limit_offset(limit, offset)
+        picked, total = [], 0
+        for segment in reversed(self._query(start, stop, before, closed)):
+            picked.insert(0, segment)
+            total += len(segment)
+            if total >= length:
+                break
+        offset = (offset or 0) + max(0, total - length)
+        if limit is not None:
+            limit = max(0, min(limit, total - offset))
+        return Frame.from_segments(self.schema, picked, limit=limit, offset=offset, select=select)
+
+    def paginate(
+        self,
+        step: int | None = None,
+        start: Bound = None,
+        stop: Bound = None,
+        before: str | datetime | None = None,
+        closed: Closed | str = "LEFT",
+        limit: int | None = None,
+        offset: int | None = None,
+        select: str | list[str] | None = None,
+    ) -> Iterator[Frame]:
+        """Yield non-empty frames of at most `step` rows that together cover the range."""
+        step = settings.page_len if step is None else step
+        if not isinstance(step, (int, numpy.integer)) or step <= 0:
+            raise ValueError(f"paginate step must be a positive integer, got {step!r}")
+        _check_limit_offset(limit, offset)
+        skip = offset or 0
+        remaining = limit
+        page: list[tuple[Segment, int, int]] = []
+        size = 0
+        for segment in self._query(start, stop, before, closed):
+            pos, end = 0, len(segment)
+            if skip >= end:
+                skip -= end
+                continue
+            pos, skip = skip, 0
+            while pos < end and remaining != 0:
+                take = min(end - pos, step - size)
+                if remaining is not None:
+                    take = min(take, remaining)
+                    remaining -= take
+                page.append((segment, pos, pos + take))
+                size += take
+                pos += take
+                if size == step:
+                    yield _page_frame(self.schema, page, select)
+                    page, size = [], 0
+        if page:
+            yield _page_frame(self.schema, page, select)
+
+    def __len__(self) -> int:
+        return sum(len(segment) for segment in self.segments())
+
+    def __bool__(self) -> bool:
+        return self.label in self.collection.ls()
+
+    def __getitem__(self, key: slice) -> Frame:
+        """``series[start:stop]``: rows from start to stop, both included."""
+        if not isinstance(key, slice) or key.step is not None:
+            raise TypeError("Series can only be sliced by index values: series[start:stop]")
+        return self.frame(start=key.start, stop=key.stop, closed="b")
+
+    def __repr__(self) -> str:
+        return f"<Series {self.collection.label}/{self.label}>"
+
+
+class KVSeries(Series):
+    """A series of a key-value collection: writes are upserts keyed on the index."""
+
+    def write(
+        self,
+        frame: Any,
+        start: Bound = None,
+        stop: Bound = None,
+        closed: Closed | str = "b",
+        root: bool = False,
+    ) -> list | None:
+        """Insert or replace rows by key; keys not in `frame` are kept."""
+        if root or start is not None or stop is not None:
+            return super().write(frame, start=start, stop=stop, closed=closed, root=root)
+        frame = _last_per_key(Frame(self.schema, frame).sorted())
+        if frame.empty:
+            return []
+        stored = self.frame(start=frame.start(), stop=frame.stop(), closed="b")
+        if not stored.empty:
+            if stored == frame:
+                return None
+            frame = _last_per_key(Frame.concat(stored, frame).sorted())
+        return super().write(frame)
+
+    def delete(self, *keys: Any) -> list | None:
+        """Remove the rows with these keys (scalars, or tuples for a multi-column index)."""
+        if not keys:
+            return []
+        keys = sorted(self.schema.deserialize(k) for k in keys)
+        stored = self.frame(start=keys[0], stop=keys[-1], closed="b")
+        if stored.empty:
+            return []
+        index = list(zip(*(stored[n].tolist() for n in self.schema.idx)))
+        wanted = {tuple(_plain(v) for v in key) for key in keys}
+        keep = numpy.array([key not in wanted for key in index], dtype=bool)
+        if keep.all():
+            return []
+        return super().write(stored.mask(keep), start=keys[0], stop=keys[-1])
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, numpy.generic) else value
+
+
+def _last_per_key(frame: Frame) -> Frame:
+    """Keep the last row of each run of equal keys (the frame must be sorted)."""
+    if len(frame) < 2:
+        return frame
+    same = numpy.ones(len(frame) - 1, dtype=bool)
+    for name in frame.schema.idx:
+        col = frame[name]
+        same &= col[1:] == col[:-1]
+    keep = numpy.append(~same, True)
+    return frame if keep.all() else frame.mask(keep)
+
+
+def _fill_missing(schema, frame: Frame) -> Frame:
+    columns = {}
+    for name, col in schema.columns.items():
+        if name in frame:
+            columns[name] = frame[name]
+        else:
+            columns[name] = col.cast(numpy.full(len(frame), col.zero(), dtype=object))
+    return Frame(schema, columns)
+
+
+def _columns(schema, select: str | list[str] | None) -> list[str]:
+    if select is None:
+        return list(schema)
+    names = [select] if isinstance(select, str) else list(select)
+    unknown = [n for n in names if n not in schema]
+    if unknown:
+        raise KeyError(f"Unknown column(s): {', '.join(unknown)}")
+    return names
+
+
+def _prefetch(segments: list[Segment], names: list[str]) -> None:
+    """Decode the needed columns of several segments in parallel."""
+    if len(segments) > 1:
+        pooled_map(lambda seg: [seg.read(n) for n in names], segments)
+
+
+def _page_frame(schema, page: list[tuple[Segment, int, int]], select) -> Frame:
+    names = _columns(schema, select)
+    columns = {
+        n: numpy.concatenate([seg.read(n, lo, hi) for seg, lo, hi in page]) for n in names
+    }
+    return Frame(schema, columns)
+
+
+def _check_limit_offset(limit: Any, offset: Any) -> None:
+    for name, value in (("limit", limit), ("offset", offset)):
+        if value is not None and (not isinstance(value, (int, numpy.integer)) or value < 0):
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")

@@ -1,0 +1,263 @@
+"""Small shared helpers: settings, time and digest helpers, interval flags and the thread pool."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import islice
+from pathlib import PurePosixPath
+from typing import Any
+
+import numpy
+
+logger = logging.getLogger("lakota")
+
+default_hash = hashlib.sha1
+hexhash_len = 40
+
+
+@dataclass
+class Settings:
+    """Tunable knobs. Every reader looks them up at call time, so changes apply at once."""
+
+    threaded: bool = True
+    debug: bool = False
+    verify_ssl: bool = True
+    embed_max_size: int = 1024
+    page_len: int = 500_000
+    defrag_max_chunk: int = 4
+    timeout: int = 600
+    max_threads: int = 10
+
+
+settings = Settings()
+
+
+def hextime(ts: float | None = None) -> str:
+    """Milliseconds since the epoch as 11 lowercase hex digits (the revision clock)."""
+    if ts is None:
+        ts = time.time()
+    return format(int(ts * 1000), "x").rjust(11, "0")
+
+
+def hexdigest(*chunks: bytes) -> str:
+    """SHA-1 of the concatenated chunks, as 40 lowercase hex characters."""
+    digest = default_hash()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hashed_path(digest: str, depth: int = 2) -> tuple[PurePosixPath, str]:
+    """Split a digest into a folder (two characters per level) and a file name."""
+    if not isinstance(digest, str) or len(digest) <= 2 * depth:
+        raise ValueError(f"Digest too short to be hashed into a path: {digest!r}")
+    parts = [digest[2 * i : 2 * i + 2] for i in range(depth)]
+    return PurePosixPath(*parts), digest[2 * depth :]
+
+
+def digest_path(digest: str) -> str:
+    """Storage path of a data file: ``ab/cd/<36 hex>``."""
+    folder, name = hashed_path(digest)
+    return f"{folder}/{name}"
+
+
+class Closed(enum.Flag):
+    """Which bounds of an interval are included."""
+
+    NONE = 0
+    RIGHT = 1
+    LEFT = 2
+    BOTH = 3
+    n = 0
+    r = 1
+    l = 2  # noqa: E741
+    b = 3
+
+    @classmethod
+    def cast(cls, value: Closed | str) -> Closed:
+        """Accept a member or a member name ("l", "LEFT", ...); names are case-sensitive."""
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, str):
+            raise TypeError(f"closed must be a string or Closed, not {type(value).__name__}")
+        try:
+            return cls[value]
+        except KeyError:
+            raise KeyError(
+                f"Invalid closed value {value!r}: use l, r, b, n or LEFT, RIGHT, BOTH, NONE"
+            ) from None
+
+    @property
+    def short(self) -> str:
+        return "nrlb"[self.value]
+
+    @property
+    def left(self) -> bool:
+        return bool(self.value & 2)
+
+    @property
+    def right(self) -> bool:
+        return bool(self.value & 1)
+
+    def set_left(self, included: bool) -> Closed:
+        return Closed((self.value & 1) | (2 if included else 0))
+
+    def set_right(self, included: bool) -> Closed:
+        return Closed((self.value & 2) | (1 if included else 0))
+
+
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+_in_worker = threading.local()
+
+
+def _shared_executor() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(
+                max_workers=max(1, settings.max_threads),
+                thread_name_prefix="lakota",
+                initializer=_mark_worker,
+            )
+        return _executor
+
+
+def _mark_worker() -> None:
+    _in_worker.active = True
+
+
+def _reset_executor_after_fork() -> None:
+    global _executor
+    _executor = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_executor_after_fork)
+
+
+class Pool:
+    """Run tasks on the one shared thread pool and collect results in submission order.
+
+    Inside a pool worker, or when `settings.threaded` is off, tasks run inline: nested
+    pools therefore never wait on a worker that waits on them.
+    """
+
+    def __init__(self) -> None:
+        self.inline = not settings.threaded or getattr(_in_worker, "active", False)
+        self._futures: list[Future] = []
+        self.results: list[Any] = []
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> None:
+        if self.inline:
+            self.results.append(fn(*args, **kwargs))
+        else:
+            self._futures.append(_shared_executor().submit(fn, *args, **kwargs))
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.inline:
+            return
+        if exc_type is not None:
+            for future in self._futures:
+                future.cancel()
+            return
+        self.results = [future.result() for future in self._futures]
+
+
+def pooled_map(fn: Callable, items: Iterable) -> list:
+    """`[fn(item) for item in items]`, run on the shared pool."""
+    with Pool() as pool:
+        for item in items:
+            pool.submit(fn, item)
+    return pool.results
+
+
+def strpt(value: str | datetime | None) -> datetime | None:
+    """Parse an ISO date or datetime; pass datetimes through; falsy gives None."""
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"Invalid date {value!r}: expected an ISO format") from None
+
+
+def drange(start: Any, end: Any, delta: Any) -> numpy.ndarray:
+    """`numpy.arange` over datetimes at second resolution, end excluded."""
+    return numpy.arange(start, end, delta, dtype="M8[s]")
+
+
+def paginate(start: datetime, stop: datetime, **delta_kw: float) -> Iterator[tuple]:
+    """Yield consecutive ``(t, min(t + delta, stop))`` steps covering ``[start, stop)``."""
+    delta = timedelta(**delta_kw)
+    if delta <= timedelta(0):
+        raise ValueError("paginate needs a positive step")
+    while start < stop:
+        end = min(start + delta, stop)
+        yield start, end
+        start = end
+
+
+def chunky(items: Iterable, size: int = 100) -> Iterator[list]:
+    """Yield lists of at most `size` items."""
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+_units = ("Y", "M", "D", "h", "m", "s")
+
+
+def floor(arr: numpy.ndarray, unit: str) -> numpy.ndarray:
+    """Truncate datetimes to a calendar unit (Y, M, D, h, m or s)."""
+    if unit not in _units:
+        raise ValueError(f"Unsupported unit {unit!r}, expected one of {', '.join(_units)}")
+    return numpy.asarray(arr).astype(f"M8[{unit}]")
+
+
+def day_of_week_num(arr: numpy.ndarray) -> numpy.ndarray:
+    """Day of week, Monday is 0."""
+    days = numpy.asarray(arr).astype("M8[D]").astype("i8")
+    return (days + 3) % 7
+
+
+def as_tz(arr: numpy.ndarray, tz: str) -> numpy.ndarray:
+    """Shift naive UTC datetimes to naive local times of zone `tz` (second resolution)."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    seconds = numpy.asarray(arr).astype("M8[s]").astype("i8")
+    offsets = numpy.array(
+        [datetime.fromtimestamp(int(s), zone).utcoffset().total_seconds() for s in seconds],
+        dtype="i8",
+    )
+    return (seconds + offsets).astype("M8[s]")
+
+
+_prefixes = ["", "k", "M", "G", "T", "P", "E"]
+
+
+def pretty_nb(number: Any) -> Any:
+    """Numbers with SI prefixes: 1500 -> '1.5k'. Arrays give arrays of strings."""
+    if isinstance(number, numpy.ndarray):
+        return numpy.array([pretty_nb(x) for x in number])
+    value = float(number)
+    for prefix in _prefixes:
+        if abs(value) < 1000 or prefix == _prefixes[-1]:
+            return f"{value:.4g}{prefix}"
+        value /= 1000
+    return str(number)
