@@ -410,18 +410,14 @@ class Frame:
             bins = numpy.cumsum(change) - 1
             starts = numpy.flatnonzero(change)
             key_out = {name: arr[starts] for name, arr in key_cols.items()}
-            keys: Any = next(iter(key_out.values()))
+            keys = _records(list(key_out.values()))
             groups = Groups(bins, len(starts), presorted=True)
         elif len(arrays) == 1:
             keys, bins = numpy.unique(arrays[0], return_inverse=True)
             key_out = {next(iter(key_cols)): keys}
             groups = Groups(bins, len(keys))
         else:
-            dtype = [(f"f{i}", arr.dtype) for i, arr in enumerate(arrays)]
-            rec = numpy.empty(len(arrays[0]), dtype=dtype)
-            for i, arr in enumerate(arrays):
-                rec[f"f{i}"] = arr
-            keys, bins = numpy.unique(rec, return_inverse=True)
+            keys, bins = numpy.unique(_records(arrays), return_inverse=True)
             key_out = {name: keys[f"f{i}"] for i, name in enumerate(key_cols)}
             groups = Groups(bins, len(keys))
         extra = {"_keys": keys, "_bins": groups.bins, "_groups": groups}
@@ -447,6 +443,16 @@ def _lex_sorted(arrays: list[numpy.ndarray]) -> bool:
         prev, nxt = arr[:-1], arr[1:]
         ok = (prev < nxt) | ((prev == nxt) & ok)
     return bool(ok.all())
+
+
+def _records(arrays: list[numpy.ndarray]) -> numpy.ndarray:
+    """One structured array (fields f0, f1...) from equal-length arrays."""
+    if len(arrays) == 1:
+        return arrays[0]
+    rec = numpy.empty(len(arrays[0]), dtype=[(f"f{i}", a.dtype) for i, a in enumerate(arrays)])
+    for i, arr in enumerate(arrays):
+        rec[f"f{i}"] = arr
+    return rec
 
 
 def _changes(arrays: list[numpy.ndarray]) -> numpy.ndarray:

@@ -55,7 +55,8 @@ def _merge_commit(first: Commit, other: Commit, base: Commit | None) -> Commit:
 def _inherited(row: dict, base: Commit) -> bool:
     """True if `row` shows (part of) a segment the common ancestor already had."""
     for old in base.match(row["label"]):
-        if old.digest == tuple(row["digest"]) and old.start <= row["start"] <= row["stop"] <= old.stop:
+        inside = old.start <= row["start"] <= row["stop"] <= old.stop
+        if inside and old.digest == tuple(row["digest"]):
             return True
     return False
 
@@ -63,9 +64,7 @@ def _inherited(row: dict, base: Commit) -> bool:
 def _drop_deleted_labels(first: Commit, other: Commit, base: Commit) -> Commit:
     """Series that `other` deleted since `base` and `first` left unchanged go away."""
     gone = set(base.labels()) - set(other.labels())
-    unchanged = [
-        label for label in gone if list(first.match(label)) == list(base.match(label))
-    ]
+    unchanged = [label for label in gone if list(first.match(label)) == list(base.match(label))]
     return first.delete_labels(unchanged) if unchanged else first
 
 

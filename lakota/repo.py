@@ -55,7 +55,9 @@ class Repo:
     def __iter__(self) -> Iterator[Collection]:
         return self.search()
 
-    def search(self, label: str | None = None, namespace: str = "collection") -> Iterator[Collection]:
+    def search(
+        self, label: str | None = None, namespace: str = "collection"
+    ) -> Iterator[Collection]:
         """Every collection of the namespace (or only `label`)."""
         frame = self._registry_rows(namespace, label)
         for pos, name in enumerate(frame["label"].tolist()):
@@ -202,8 +204,11 @@ class Repo:
         soft-deleted, and restored by the next run once a revision refers to it.
         """
         logger.info("Start GC")
-        candidates = [name for found in pooled_map(self._data_files, self.pod.ls(missing_ok=True))
-                      for name in found]
+        candidates = [
+            name
+            for found in pooled_map(self._data_files, self.pod.ls(missing_ok=True))
+            for name in found
+        ]
         active = self._active_digests()
         suffix = "." + hextime()
         deadline = hextime(time.time() - settings.timeout)

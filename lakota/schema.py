@@ -369,7 +369,9 @@ class Schema:
         if df is None:
             return {name: numpy.empty(0, dtype=col.dt) for name, col in self.columns.items()}
         source = as_column_mapping(df)
-        return {name: col.cast(source[name]) for name, col in self.columns.items() if name in source}
+        return {
+            name: col.cast(source[name]) for name, col in self.columns.items() if name in source
+        }
 
     def serialize(self, values: Any) -> tuple[str, ...]:
         """Index values as a tuple of strings."""
@@ -422,9 +424,7 @@ class Schema:
     __hash__ = None
 
     def __repr__(self) -> str:
-        cols = " ".join(
-            f"{n}:{c.dt}{'*' if c.idx else ''}" for n, c in self.columns.items()
-        )
+        cols = " ".join(f"{n}:{c.dt}{'*' if c.idx else ''}" for n, c in self.columns.items())
         kind = " kv" if self.kind else ""
         return f"<Schema{kind} {cols}>"
 

@@ -57,8 +57,10 @@ class Series:
         return self.collection.apply(row, root=root)
 
     def _checked_frame(self, frame: Any) -> Frame:
-        frame = frame if isinstance(frame, Frame) and frame.schema == self.schema else Frame(
-            self.schema, frame
+        frame = (
+            frame
+            if isinstance(frame, Frame) and frame.schema == self.schema
+            else Frame(self.schema, frame)
         )
         missing = [name for name in self.schema if name not in frame]
         if missing:
@@ -84,8 +86,9 @@ class Series:
     def _check_inside(self, frame: Frame, start: tuple, stop: tuple, closed: Closed) -> None:
         """Refuse rows that the given bounds would hide at once (they would be lost)."""
         first, last = frame.start()[: len(start)], frame.stop()[: len(stop)]
-        full_start, full_stop = len(start) == len(self.schema.idx), len(stop) == len(
-            self.schema.idx
+        full_start, full_stop = (
+            len(start) == len(self.schema.idx),
+            len(stop) == len(self.schema.idx),
         )
         if first < start or (first == start and not closed.left and full_start):
             raise FrameError(f"Frame starts at {frame.start()}, before the write range {start}")
@@ -187,9 +190,7 @@ class Series:
         _check_limit_offset(limit, offset)
         segments = self._query(start, stop, before, closed)
         _prefetch(segments, _columns(self.schema, select))
-        return Frame.from_segments(
-            self.schema, segments, limit=limit, offset=offset, select=select
-        )
+        return Frame.from_segments(self.schema, segments, limit=limit, offset=offset, select=select)
 
     def df(self, *args: Any, **kwargs: Any) -> Any:
         """Same as `frame`, as a pandas DataFrame."""
@@ -361,9 +362,7 @@ def _prefetch(segments: list[Segment], names: list[str]) -> None:
 
 def _page_frame(schema, page: list[tuple[Segment, int, int]], select) -> Frame:
     names = _columns(schema, select)
-    columns = {
-        n: numpy.concatenate([seg.read(n, lo, hi) for seg, lo, hi in page]) for n in names
-    }
+    columns = {n: numpy.concatenate([seg.read(n, lo, hi) for seg, lo, hi in page]) for n in names}
     return Frame(schema, columns)
 
 

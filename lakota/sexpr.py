@@ -391,7 +391,7 @@ class Groups:
 
     @cached_property
     def starts(self) -> numpy.ndarray:
-        return numpy.concatenate(([0], numpy.cumsum(self.counts)[:-1])).astype(numpy.intp)
+        return (numpy.cumsum(self.counts) - self.counts).astype(numpy.intp)
 
     @cached_property
     def ends(self) -> numpy.ndarray:

@@ -624,15 +624,36 @@ def test_reduce_needs_columns(frm):
 def test_reduce_matches_brute_force(rows):
     schema = Schema(k="str*", j="int*", v="int")
     frm = Frame(schema, {n: [r[i] for r in rows] for i, n in enumerate("kjv")})
-    out = frm.reduce("k", "j", s="(sum self.v)", c="(count self.v)", mx="(max self.v)")
     groups = {}
     for k, j, v in rows:
         groups.setdefault((k, j), []).append(v)
     keys = sorted(groups)
-    assert list(zip(out["k"].tolist(), out["j"].tolist())) == keys
-    assert out["s"].tolist() == [sum(groups[k]) for k in keys]
-    assert out["c"].tolist() == [len(groups[k]) for k in keys]
-    assert out["mx"].tolist() == [max(groups[k]) for k in keys]
+    for data in (frm, frm.sorted()):  # unique-based and presorted code paths
+        out = data.reduce(
+            "k", "j", s="(sum self.v)", c="(count self.v)", mx="(max self.v)", f="(first self.v)"
+        )
+        expected = {}
+        for k, j, v in zip(data["k"].tolist(), data["j"].tolist(), data["v"].tolist()):
+            expected.setdefault((k, j), v)
+        assert list(zip(out["k"].tolist(), out["j"].tolist())) == keys
+        assert out["s"].tolist() == [sum(groups[k]) for k in keys]
+        assert out["c"].tolist() == [len(groups[k]) for k in keys]
+        assert out["mx"].tolist() == [max(groups[k]) for k in keys]
+        assert out["f"].tolist() == [expected[k] for k in keys]
+
+
+def test_reduce_presorted_multiple_keys():
+    schema = Schema(a="str*", b="int*", v="float")
+    frm = Frame(
+        schema,
+        {"a": ["x", "x", "x", "y", "y"], "b": [1, 1, 2, 1, 1], "v": [1, 2, 3, 4, 5]},
+    )
+    out = frm.reduce("a", "b", f="(first self.v)", lst="(last self.v)", n="(len self.v)")
+    assert out["a"].tolist() == ["x", "x", "y"]
+    assert out["b"].tolist() == [1, 2, 1]
+    assert out["f"].tolist() == [1.0, 3.0, 4.0]
+    assert out["lst"].tolist() == [2.0, 3.0, 5.0]
+    assert out["n"].tolist() == [2, 1, 2]
 
 
 def test_repr(frm):

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import types
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
@@ -85,8 +86,10 @@ def test_write_accepts_bytes_like(pod: POD) -> None:
         pod.write("s", "text in binary mode")
 
 
-@pytest.mark.parametrize("call", [lambda p: p.read("x", mode="rt"), lambda p: p.write("x", b"", "a")])
-def test_unknown_modes(pod: POD, call) -> None:
+@pytest.mark.parametrize(
+    "call", [lambda p: p.read("x", mode="rt"), lambda p: p.write("x", b"", mode="a")]
+)
+def test_unknown_modes(pod: POD, call: Callable[[POD], object]) -> None:
     with pytest.raises(ValueError, match="mode"):
         call(pod)
 
@@ -506,7 +509,7 @@ def test_memory_store_and_lru_size_conflict() -> None:
         MemPOD(store=MemPOD().store, lru_size=4)
 
 
-def test_memory_mv_onto_itself_or_inside_itself(tree: POD) -> None:
+def test_memory_mv_onto_itself_or_inside_itself() -> None:
     pod = MemPOD()
     pod.write("d/f", b"F")
     pod.mv("d", "d")

@@ -377,6 +377,12 @@ def test_group_aggregates_keep_dtypes():
     assert ev("(last s)", env).dtype.kind == "U"
 
 
+def test_groups_empty():
+    env = {"x": numpy.array([], dtype=float), "_groups": Groups(numpy.array([], int), 0)}
+    for agg in ("min", "max", "sum", "mean", "count", "first", "last"):
+        assert ev(f"({agg} x)", env).tolist() == []
+
+
 def test_group_shape_mismatch():
     env = {"x": numpy.array([1, 2]), "_groups": Groups(numpy.array([0, 0, 1]), 2)}
     with pytest.raises(ExpressionError, match="shape"):
