@@ -1,0 +1,286 @@
+"""On-disk interoperability with upstream lakota 0.7.1, in both directions.
+
+Upstream runs in its own virtual environment (`build/interop-venv`, built once by
+`interop.venv`). Both implementations run the same `interop/scenario.py` steps on
+local folder repositories and dump a JSON manifest of everything they can read back
+(schemas, frames, lengths, revisions, time travel, decoded commits), so each test
+compares what the two libraries see in one repository.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy
+import pytest
+from interop import scenario
+from interop.venv import VenvError, clean_env, ensure_venv
+
+from lakota import Repo
+
+pytestmark = pytest.mark.interop
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / "build" / "interop-venv"
+SCRIPT = Path(scenario.__file__).resolve()
+COLLECTIONS = ["daily", "forked", "kv", "kvmeta", "multi_idx", "numbers", "timeseries"]
+
+
+@pytest.fixture(scope="session")
+def upstream_python() -> Path:
+    """Interpreter with upstream lakota 0.7.1 (fails in CI, skips elsewhere, if unbuildable)."""
+    try:
+        return ensure_venv(VENV)
+    except VenvError as exc:
+        message = f"Upstream lakota 0.7.1 is not available: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def run_upstream(python: Path, command: str, folder: Path) -> dict:
+    """Run a scenario command with upstream lakota and return its manifest."""
+    result = subprocess.run(
+        [str(python), str(SCRIPT), command, str(folder)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=folder.parent,
+        timeout=120,
+    )
+    if result.returncode:
+        pytest.fail(f"upstream lakota failed on {command!r}:\n{result.stderr[-4000:]}")
+    manifest = json.loads(result.stdout)
+    assert Path(manifest["lakota"]).resolve().is_relative_to(VENV)
+    return manifest
+
+
+def run_ours(command: str, folder: Path) -> dict:
+    """Run a scenario command in-process with our lakota and return its manifest."""
+    step = scenario.COMMANDS[command]
+    if step is not None:
+        step(Repo(str(folder)))
+    manifest = json.loads(json.dumps(scenario.dump(Repo(str(folder)))))
+    assert Path(manifest["lakota"]).resolve().is_relative_to(ROOT / "lakota")
+    return manifest
+
+
+def assert_same(ours: dict, theirs: dict) -> None:
+    """Equal manifests, compared part by part for a readable failure."""
+    assert sorted(ours) == sorted(theirs)
+    for key in ours:
+        assert ours[key] == theirs[key], f"{key} differs"
+
+
+def same_view(ours: dict, theirs: dict) -> None:
+    """Both libraries read the same things (only the path of the library differs)."""
+    drop = {"lakota"}
+    assert_same(
+        {k: v for k, v in ours.items() if k not in drop},
+        {k: v for k, v in theirs.items() if k not in drop},
+    )
+
+
+@pytest.fixture(scope="session")
+def upstream_written(upstream_python: Path, tmp_path_factory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("interop") / "upstream-repo"
+    return folder, run_upstream(upstream_python, "write", folder)
+
+
+@pytest.fixture(scope="session")
+def ours_written(tmp_path_factory) -> tuple[Path, dict]:
+    folder = tmp_path_factory.mktemp("interop") / "our-repo"
+    return folder, run_ours("write", folder)
+
+
+def copy_repo(folder: Path, tmp_path: Path) -> Path:
+    target = tmp_path / f"{folder.name}-copy"
+    shutil.copytree(folder, target)
+    return target
+
+
+# Expected content, from the scenario's own inputs
+
+
+def values(manifest: dict, collection: str, series: str, column: str) -> list:
+    return manifest[f"collection {collection}"]["frames"][series]["frame"][column]["values"]
+
+
+def iso(stamps: numpy.ndarray) -> list[str]:
+    return [str(v) for v in numpy.datetime_as_string(stamps)]
+
+
+def hexes(floats: Iterable[float]) -> list[str]:
+    return [float(v).hex() for v in floats]
+
+
+def check_written(manifest: dict) -> None:
+    """The state `scenario.write_all` leaves, whoever wrote it."""
+    assert manifest["collections"] == COLLECTIONS
+    clct = manifest["collection timeseries"]
+    assert clct["series"] == ["bergen", "big", "paris", "rome"]
+    assert clct["schema"]["columns"]["extra"] == {
+        "dt": "object",
+        "codecs": ["msgpack2", "zstd"],
+        "idx": False,
+    }
+    paris = iso(scenario.days(0, 13))
+    assert values(manifest, "timeseries", "paris", "ts") == [
+        paris[i] for i in (0, 3, 4, 5, 7, 9, 10, 11, 12)
+    ]
+    day7 = scenario.rich_frame(scenario.days(7, 1), 3)
+    assert values(manifest, "timeseries", "paris", "value")[4] == hexes(day7["value"])[0]
+    assert values(manifest, "timeseries", "paris", "extra")[4] == day7["extra"][0]
+    assert values(manifest, "timeseries", "paris", "flag")[4] == bool(day7["flag"][0])
+    assert values(manifest, "timeseries", "paris", "name")[4] == day7["name"][0]
+    assert values(manifest, "timeseries", "bergen", "ts") == iso(scenario.days(1, 3))[::2]
+    assert clct["frames"]["big"]["len"] == 1500
+    assert values(manifest, "kv", "main", "key") == ["a", "b", "c", "d"]
+    assert values(manifest, "kv", "main", "value") == [10, 20, 3, 4]
+    assert values(manifest, "kvmeta", "ns", "label") == ["a", "c", "e"]
+    assert values(manifest, "kvmeta", "ns", "meta") == [scenario.OBJECTS[i] for i in (0, 2, 5)]
+    assert values(manifest, "multi_idx", "grid", "site") == ["a", "a", "a", "c", "c", "c", "c"]
+    assert values(manifest, "multi_idx", "grid", "value") == hexes([0, 4.5, 7, 8, 13.5, 15, 16.5])
+    keys = [k for k in range(-50, 50, 3) if not -20 <= k <= 2] + [1, 1, 2]
+    assert values(manifest, "numbers", "n", "key") == sorted(keys)
+    assert values(manifest, "daily", "a", "value")[13:17] == hexes([0.1, 0.2, 0.3, 0.4])
+    assert values(manifest, "forked", "s", "value") == hexes(range(6))  # the newest branch
+    assert values(manifest, "forked", "other", "value") == hexes([10, 11])
+
+
+def check_extended(manifest: dict, before: dict) -> None:
+    """The state after `scenario.extend` ran on top of `before`."""
+    assert manifest["collections"] == sorted({*COLLECTIONS, "late", "nums"} - {"numbers"})
+    for label in ("timeseries", "kv", "forked"):
+        old = before[f"collection {label}"]["revisions"]
+        assert set(old) < set(manifest[f"collection {label}"]["revisions"])
+    assert values(manifest, "timeseries", "paris", "ts")[-3:] == iso(scenario.days(20, 3))
+    assert values(manifest, "kv", "main", "value") == [10, 20, 30, 4, 5]
+    assert values(manifest, "kvmeta", "ns", "label") == ["c", "e"]
+    assert values(manifest, "forked", "s", "value") == hexes([0, 1, -2, -3, 4, 5])
+    assert values(manifest, "forked", "other", "value") == hexes([10, 11])
+    assert values(manifest, "late", "x", "value") == hexes([1, 2, 3])
+    assert values(manifest, "nums", "n", "key") == values(before, "numbers", "n", "key")
+    assert len(manifest["collection daily"]["revisions"]) == 1  # trimmed
+    assert values(manifest, "daily", "a", "day")[19:22] == [
+        "2021-01-20",
+        "2021-01-22",
+        "2021-01-26",
+    ]
+    assert values(manifest, "daily", "a", "value")[20] == (42.0).hex()
+
+
+def check_collected(folder: Path, before: Path) -> None:
+    """Garbage collection soft-deleted the one data file no revision refers to."""
+    old, new = data_files(before), data_files(folder)
+    renamed = sorted(set(new) - set(old))
+    assert len(renamed) == 1 and renamed[0][:-12] in old and renamed[0][-12] == "."
+    assert set(new) - set(renamed) == set(old) - {renamed[0][:-12]}
+
+
+# Tests
+
+
+def test_we_read_upstream_repository(upstream_written: tuple[Path, dict]) -> None:
+    folder, theirs = upstream_written
+    check_written(theirs)
+    same_view(run_ours("dump", folder), theirs)
+
+
+def test_upstream_reads_our_repository(
+    upstream_python: Path, ours_written: tuple[Path, dict]
+) -> None:
+    folder, ours = ours_written
+    check_written(ours)
+    clct = ours["collection timeseries"]
+    before_second = clct["before"][clct["revisions"][1]]  # we never reuse a millisecond
+    assert before_second["paris"]["ts"]["values"] == iso(scenario.days(0, 10))
+    same_view(ours, run_upstream(upstream_python, "dump", folder))
+
+
+def without_names(manifest: dict) -> dict:
+    """What two runs of one scenario share: not the times or the random collection folders.
+
+    Time travel is left out too: which revisions share a millisecond depends on timing.
+    """
+    found = {}
+    for key, value in manifest.items():
+        if key.startswith("collection "):
+            value = dict(value)
+            value["revisions"] = [path[-40:] for path in value["revisions"]]
+            value.pop("before")
+            found[key] = value
+    found["collections"] = manifest["collections"]
+    return found
+
+
+def test_same_writes_make_same_commits(
+    upstream_written: tuple[Path, dict], ours_written: tuple[Path, dict]
+) -> None:
+    """Same overlay results, byte-identical commit payloads (same child digests) and data."""
+    assert_same(without_names(ours_written[1]), without_names(upstream_written[1]))
+    assert data_files(ours_written[0]) == data_files(upstream_written[0])
+
+
+def data_files(folder: Path) -> dict[str, bytes]:
+    """Data files (``ab/cd/<36 hex>``) by path; collection folders are one level deeper."""
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in folder.glob("??/??/*")
+        if path.is_file()
+    }
+
+
+def revision_files(folder: Path, manifest: dict, label: str) -> list[bytes]:
+    path = manifest["registry"]["frames"]["collection"]["frame"]["meta"]["values"][0]["path"]
+    return [
+        (folder / path / rev).read_bytes() for rev in manifest[f"collection {label}"]["revisions"]
+    ]
+
+
+def test_simple_collection_commit_bytes(upstream_python: Path, tmp_path: Path) -> None:
+    """Upstream decodes our commits as its own, and both encode the same bytes."""
+    theirs_folder, ours_folder = tmp_path / "upstream", tmp_path / "ours"
+    theirs = run_upstream(upstream_python, "simple", theirs_folder)
+    run_ours("simple", ours_folder)
+    ours_seen_by_upstream = run_upstream(upstream_python, "dump", ours_folder)
+    theirs_clct = theirs["collection simple"]
+    ours_clct = ours_seen_by_upstream["collection simple"]
+    assert len(theirs_clct["commits"]) == 6
+    assert ours_clct["commits"] == theirs_clct["commits"]
+    assert ours_clct["frames"] == theirs_clct["frames"]
+    assert ours_clct["frames"]["s"]["frame"]["value"]["values"] == hexes(
+        [0, 0.5, -1, -2, -3, 2.5, 4, 4.5, 1, 2]
+    )
+    assert revision_files(ours_folder, ours_seen_by_upstream, "simple") == revision_files(
+        theirs_folder, theirs, "simple"
+    )
+    assert [p[-40:] for p in ours_clct["revisions"]] == [p[-40:] for p in theirs_clct["revisions"]]
+    ours_data, theirs_data = data_files(ours_folder), data_files(theirs_folder)
+    assert len(theirs_data) == 1  # the 1200 random floats
+    assert ours_data == theirs_data
+
+
+def test_mixed_history_upstream_then_ours(
+    upstream_python: Path, upstream_written: tuple[Path, dict], tmp_path: Path
+) -> None:
+    folder = copy_repo(upstream_written[0], tmp_path)
+    ours = run_ours("extend", folder)
+    check_extended(ours, upstream_written[1])
+    check_collected(folder, upstream_written[0])
+    same_view(ours, run_upstream(upstream_python, "dump", folder))
+
+
+def test_mixed_history_ours_then_upstream(
+    upstream_python: Path, ours_written: tuple[Path, dict], tmp_path: Path
+) -> None:
+    folder = copy_repo(ours_written[0], tmp_path)
+    theirs = run_upstream(upstream_python, "extend", folder)
+    check_extended(theirs, ours_written[1])
+    check_collected(folder, ours_written[0])
+    same_view(run_ours("dump", folder), theirs)
