@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := test,pandas,arrow,s3
+EXTRAS := test,pandas,arrow,s3,polars,dask,cli,server
 
 .PHONY: demo test lint bench clean
 

@@ -134,11 +134,21 @@ class Collection:
         """Overlay `rows` on the leaf commit (or on nothing if `root`) as one revision."""
         with _commit_lock(self):
             leaf = None if root else self.changelog.leaf()
-            commit = self._decode(leaf) if leaf is not None else None
-            for row in rows:
-                commit = commit.update(**row) if commit is not None else _one(self.schema, row)
+            base = self._decode(leaf) if leaf is not None else None
+            commit = _overlay(self.schema, base, rows)
             parent = leaf.child if leaf is not None else phi
             return self._write_commit(commit, [parent])
+
+    def staged(self) -> Commit | None:
+        """The leaf commit with this thread's pending `multi()` rows applied.
+
+        Read-modify-write operations (KV upserts, `Series.update`) read from it so that
+        they build on the earlier writes of the same batch.
+        """
+        batch = self.batch
+        if batch is None:
+            return self.commit()
+        return _overlay(self.schema, None if batch.root else self.commit(), batch.rows)
 
     def _write_commit(self, commit: Commit, parents: list[str]) -> list[Revision]:
         revisions = self.changelog.commit(commit.encode(), parents=parents)
@@ -210,6 +220,26 @@ class Collection:
             return []
         cloned = _clone_commit(commit, other.schema, rename or {}, defaults or {})
         return other._write_commit(cloned, [phi])
+
+    # Data stack
+
+    def to_dask(
+        self,
+        labels: list[str] | None = None,
+        start: Any = None,
+        stop: Any = None,
+        select: str | list[str] | None = None,
+        before: str | datetime | None = None,
+        **options: Any,
+    ) -> Any:
+        """A lazy `dask.dataframe.DataFrame` of these series (default: all), read on compute.
+
+        Indexed by the first index column, with a ``label`` column; see `lakota.daskio`
+        for the partitions, divisions and `options` (closed, label_column, partition_size).
+        """
+        from .daskio import collection_to_dask
+
+        return collection_to_dask(self, labels, start, stop, select, before, **options)
 
     # History
 
@@ -296,8 +326,11 @@ class Collection:
         return f"<Collection {self.label}>"
 
 
-def _one(schema: Schema, row: dict) -> Commit:
-    return Commit.one(schema, **row)
+def _overlay(schema: Schema, commit: Commit | None, rows: list[dict]) -> Commit | None:
+    """`commit` (None for an empty history) with `rows` applied in order."""
+    for row in rows:
+        commit = commit.update(**row) if commit is not None else Commit.one(schema, **row)
+    return commit
 
 
 def _clone_commit(commit: Commit, schema: Schema, rename: dict, defaults: dict) -> Commit:

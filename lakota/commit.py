@@ -292,6 +292,8 @@ class Commit:
         start, stop = tuple(start), tuple(stop)
         if start > stop:
             raise ValueError(f"Invalid range: start {start} is after stop {stop}")
+        if start == stop and closed != Closed.BOTH:  # an empty range hides nothing
+            return self
         new = Commit.one(self.schema, label, start, stop, digest, length, closed)
         new.embedded = {**self.embedded, **(embedded or {})}
         if len(self) == 0:
@@ -351,12 +353,11 @@ class Commit:
         if start == stop and closed != Closed.BOTH:
             return []
         piece = self.slice(pos, pos + 1)
+        # New arrays rather than item assignment: a str bound may be wider than the old one
         for name, value in zip(self.schema.idx, start):
-            piece.start[name] = piece.start[name].copy()
-            piece.start[name][0] = value
+            piece.start[name] = _column_array(self.schema, name, [value])
         for name, value in zip(self.schema.idx, stop):
-            piece.stop[name] = piece.stop[name].copy()
-            piece.stop[name][0] = value
+            piece.stop[name] = _column_array(self.schema, name, [value])
         piece.closed = numpy.array([closed.short])
         return [piece]
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy
 
 from lakota.errors import ExpressionError, FrameError
+from lakota.interop import frame_to_arrow, frame_to_polars, require
 from lakota.schema import Schema
 from lakota.sexpr import AST, Alias, Env, Groups
 from lakota.utils import Closed, as_tz, floor, pooled_map, pretty_nb
@@ -121,9 +122,22 @@ class Frame:
 
     def df(self, *ignored: Any) -> Any:
         """pandas DataFrame of the present columns, in schema order."""
-        import pandas
-
+        pandas = require("pandas", "Frame.df()")
         return pandas.DataFrame({n: self.columns[n] for n in self.schema if n in self.columns})
+
+    def arrow(self) -> Any:
+        """`pyarrow.Table` of the present columns, zero-copy where the types allow.
+
+        See `lakota.interop` for the type mapping.
+        """
+        return frame_to_arrow(self)
+
+    def polars(self) -> Any:
+        """`polars.DataFrame` of the present columns, zero-copy where the types allow.
+
+        See `lakota.interop` for the type mapping.
+        """
+        return frame_to_polars(self)
 
     def values(self, map_dtype: str | None = None) -> list:
         """The column arrays, optionally converted for output (see `SchemaColumn.map_dtype`)."""

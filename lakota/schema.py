@@ -193,6 +193,8 @@ def _cast_array(values: Any, dt: numpy.dtype) -> numpy.ndarray:
     arr = values if isinstance(values, numpy.ndarray) else _infer_array(values)
     if arr.ndim != 1:
         raise ValueError(f"expected a one-dimensional array, got shape {arr.shape}")
+    if arr.size == 0:  # an empty list is inferred as float64, whatever the column
+        return numpy.empty(0, dtype=dt)
     if arr.dtype == dt or (dt.kind == "U" and arr.dtype.kind == "U"):
         return arr
     if dt.kind == "M":
@@ -241,6 +243,8 @@ def _cast_datetimes(arr: numpy.ndarray, dt: numpy.dtype) -> numpy.ndarray:
             arr = numpy.array([_naive_utc(v) if isinstance(v, datetime) else v for v in arr])
             if arr.dtype.kind == "M":
                 return _cast_datetimes(arr, dt)
+        if arr.dtype.kind in "US":  # parse at the text's own precision, then check the cast
+            return _cast_datetimes(numpy.asarray(arr, dtype="M8"), dt)
         return numpy.asarray(arr, dtype=dt)
     raise TypeError(f"{arr.dtype} values are not dates")
 
@@ -430,8 +434,17 @@ class Schema:
 
 
 def as_column_mapping(data: Any) -> Mapping:
-    """A name -> array-like view of a dict, Frame, pandas, Arrow or Polars table."""
+    """A name -> array-like view of a dict, Frame, pandas, Arrow or Polars table.
+
+    Columns that come from pandas, pyarrow or polars (whole tables, or single columns in
+    a dict) are converted to numpy when they are looked up: time zones become naive UTC,
+    dictionary and categorical columns are decoded, and a missing value (null, NA, None)
+    raises a `FrameError` naming the column. NaN in float columns and NaT in datetime
+    columns of pandas are values numpy can store, so they pass through.
+    """
     if isinstance(data, Mapping):
+        if any(_library(values) for values in data.values()):
+            return _LazyColumns(list(data), lambda name: _foreign_values(data[name], name))
         return data
     columns = getattr(data, "columns", None)
     if isinstance(columns, Mapping):  # a Frame
@@ -439,27 +452,116 @@ def as_column_mapping(data: Any) -> Mapping:
     if hasattr(data, "iloc"):  # pandas DataFrame
         return _pandas_mapping(data)
     if hasattr(data, "column_names") and hasattr(data, "column"):  # pyarrow Table/RecordBatch
-        return {name: _arrow_values(data.column(name)) for name in data.column_names}
+        return _LazyColumns(data.column_names, lambda name: _arrow_values(data.column(name), name))
     if hasattr(data, "get_column") and hasattr(data, "to_arrow"):  # polars DataFrame
-        return as_column_mapping(data.to_arrow())
+        return _LazyColumns(data.columns, lambda name: _polars_values(data.get_column(name), name))
     raise TypeError(f"Cannot read columns from a {type(data).__name__}")
 
 
-def _pandas_mapping(df: Any) -> dict:
-    mapping = {name: df[name] for name in df.columns}
+class _LazyColumns(Mapping):
+    """Read-only mapping that converts a column each time it is looked up."""
+
+    def __init__(self, names: Iterable[str], convert: Any) -> None:
+        self.names = list(names)
+        duplicated = sorted({name for name in self.names if self.names.count(name) > 1})
+        if duplicated:
+            raise FrameError(f"Duplicate column name(s): {', '.join(map(repr, duplicated))}")
+        self.convert = convert
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self.names:
+            raise KeyError(name)
+        return self.convert(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def _library(values: Any) -> str | None:
+    """The library ("pandas", "pyarrow" or "polars") that `values` comes from, if any."""
+    root = type(values).__module__.partition(".")[0]
+    return root if root in ("pandas", "pyarrow", "polars") else None
+
+
+def _foreign_values(values: Any, name: str) -> Any:
+    """One column given in a dict: pandas, Arrow and Polars columns become numpy."""
+    library = _library(values)
+    if library == "pandas" and hasattr(values, "isna"):
+        if hasattr(values, "to_series") and not hasattr(values, "iloc"):  # an Index
+            values = values.to_series(index=None)
+        return _pandas_column(values, name)
+    if library == "pyarrow" and hasattr(values, "null_count"):
+        return _arrow_values(values, name)
+    if library == "polars" and hasattr(values, "null_count"):
+        return _polars_values(values, name)
+    return values
+
+
+def _pandas_mapping(df: Any) -> Mapping:
+    """Columns, then named index levels (those not shadowed by a column)."""
+    names = list(df.columns)
+    levels = {}
     for level, name in enumerate(df.index.names):
-        if name is not None and name not in mapping:
-            mapping[name] = df.index.get_level_values(level).to_series(index=None)
-    return mapping
+        if name is not None and name not in names:
+            levels[name] = level
+    names.extend(levels)
+
+    def column(name: str) -> numpy.ndarray:
+        if name in levels:
+            values = df.index.get_level_values(levels[name])
+            return _pandas_column(values.to_series(index=None), name)
+        return _pandas_column(df[name], name)
+
+    return _LazyColumns(names, column)
 
 
-def _arrow_values(column: Any) -> numpy.ndarray:
+def _pandas_column(series: Any, name: str) -> numpy.ndarray:
+    """A pandas column as numpy; missing values raise unless they are NaN or NaT."""
+    dtype = series.dtype
+    numpy_values = isinstance(dtype, numpy.dtype) and dtype.kind != "O"
+    if not numpy_values and getattr(dtype, "tz", None) is None:  # tz-aware: NaT is a value
+        _refuse_missing(int(series.isna().sum()), name)
+    return _pandas_values(series)
+
+
+def _refuse_missing(count: int, name: str) -> None:
+    if count:
+        raise FrameError(
+            f"Column {name!r} has {count} missing value(s) (null, NA or None): "
+            "lakota columns cannot hold them, fill or drop them first"
+        )
+
+
+def _arrow_values(column: Any, name: str) -> numpy.ndarray:
+    """An Arrow array or chunked array as numpy (zero-copy for numbers without nulls)."""
     import pyarrow
     import pyarrow.compute as pc
 
+    _refuse_missing(column.null_count, name)
     kind = column.type
+    if pyarrow.types.is_dictionary(kind):
+        kind = kind.value_type
+        column = pc.cast(column, kind)
     if pyarrow.types.is_timestamp(kind) and kind.tz is not None:
         column = pc.cast(column, pyarrow.timestamp(kind.unit))
-    if hasattr(column, "combine_chunks"):
-        column = column.combine_chunks()
-    return column.to_numpy(zero_copy_only=False)
+    elif pyarrow.types.is_string_view(kind):
+        column = pc.cast(column, pyarrow.large_string())
+    return column.to_numpy(zero_copy_only=False)  # zero-copy from a single chunk
+
+
+def _polars_values(series: Any, name: str) -> numpy.ndarray:
+    """A Polars series as numpy (zero-copy for numbers and datetimes without nulls)."""
+    import polars
+
+    _refuse_missing(series.null_count(), name)
+    dtype = series.dtype
+    if dtype == polars.Object or dtype.is_nested():
+        return _object_array(series.to_list())
+    if isinstance(dtype, (polars.Categorical, polars.Enum)):
+        series = series.cast(polars.String)
+    elif isinstance(dtype, polars.Datetime) and dtype.time_zone is not None:
+        series = series.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+    return series.to_numpy()

@@ -15,6 +15,7 @@ import numpy
 from .commit import Commit, Segment
 from .errors import FrameError
 from .frame import Frame
+from .schema import as_column_mapping
 from .utils import Closed, digest_path, pooled_map, settings
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ class Series:
         frame = self._checked_frame(frame)
         closed = Closed.cast(closed)
         start, stop = self._write_bounds(frame, start, stop, closed)
+        if start == stop and closed != Closed.BOTH:  # an empty range shows and hides nothing
+            return None if self.collection.batch is not None else []
         row = self._store(frame, start, stop, closed)
         return self.collection.apply(row, root=root)
 
@@ -70,11 +73,10 @@ class Series:
         return frame
 
     def _write_bounds(self, frame: Frame, start: Bound, stop: Bound, closed: Closed) -> tuple:
-        start = self.schema.deserialize(start) if start is not None else None
-        stop = self.schema.deserialize(stop) if stop is not None else None
+        start, stop = self._full_key(start, "start"), self._full_key(stop, "stop")
         if frame.empty:
             if not start or not stop:
-                raise FrameError(f"An empty frame needs explicit start and stop ({self.label!r})")
+                raise IndexError(f"An empty frame needs explicit start and stop ({self.label!r})")
         else:
             start = start or frame.start()
             stop = stop or frame.stop()
@@ -83,17 +85,23 @@ class Series:
             raise ValueError(f"Invalid range: start {start} is after stop {stop}")
         return start, stop
 
+    def _full_key(self, value: Bound, name: str) -> tuple | None:
+        """A write bound cast to the index types; it needs a value for every index column."""
+        key = self.schema.deserialize(value)
+        if key and len(key) != len(self.schema.idx):
+            raise ValueError(
+                f"Write {name} {value!r} needs one value per index column "
+                f"({', '.join(self.schema.idx)})"
+            )
+        return key or None
+
     def _check_inside(self, frame: Frame, start: tuple, stop: tuple, closed: Closed) -> None:
         """Refuse rows that the given bounds would hide at once (they would be lost)."""
-        first, last = frame.start()[: len(start)], frame.stop()[: len(stop)]
-        full_start, full_stop = (
-            len(start) == len(self.schema.idx),
-            len(stop) == len(self.schema.idx),
-        )
-        if first < start or (first == start and not closed.left and full_start):
-            raise FrameError(f"Frame starts at {frame.start()}, before the write range {start}")
-        if last > stop or (last == stop and not closed.right and full_stop):
-            raise FrameError(f"Frame ends at {frame.stop()}, after the write range {stop}")
+        first, last = frame.start(), frame.stop()
+        if first < start or (first == start and not closed.left):
+            raise FrameError(f"Frame starts at {first}, before the write range {start}")
+        if last > stop or (last == stop and not closed.right):
+            raise FrameError(f"Frame ends at {last}, after the write range {stop}")
 
     def _store(self, frame: Frame, start: tuple, stop: tuple, closed: Closed) -> dict:
         """Encode every column, write the large ones, and return the commit row."""
@@ -128,6 +136,9 @@ class Series:
 
     def update(self, frame: Any) -> list | None:
         """Replace some non-index columns of existing rows (and add rows outside them)."""
+        unknown = [n for n in as_column_mapping(frame) if n not in self.schema]
+        if unknown:
+            raise KeyError(f"Unknown column(s) for series {self.label!r}: {', '.join(unknown)}")
         frame = Frame(self.schema, frame)
         given = [n for n in frame if n in self.schema and n not in self.schema.idx]
         missing_idx = [n for n in self.schema.idx if n not in frame]
@@ -138,7 +149,7 @@ class Series:
         if frame.empty:
             return []
         kept = [n for n in self.schema if n not in given]
-        stored = self.frame(start=frame.start(), stop=frame.stop(), closed="b", select=kept)
+        stored = self._stored(frame.start(), frame.stop(), select=kept)
         if stored.empty:
             return self.write(_fill_missing(self.schema, frame))
         lo, hi = frame.slice_index(stored.start(), stored.stop(), "b")
@@ -154,6 +165,12 @@ class Series:
         ]
         full = Frame.concat(*[p for p in parts if not p.empty])
         return self.write(full, start=frame.start(), stop=frame.stop())
+
+    def _stored(self, start: tuple, stop: tuple, select: list[str] | None = None) -> Frame:
+        """Rows in ``[start, stop]`` including the pending writes of this thread's batch."""
+        commit = self.collection.staged()
+        segments = commit.segments(self.label, self.pod, start, stop, "b") if commit else []
+        return Frame.from_segments(self.schema, segments, select=select)
 
     # Reading
 
@@ -195,6 +212,14 @@ class Series:
     def df(self, *args: Any, **kwargs: Any) -> Any:
         """Same as `frame`, as a pandas DataFrame."""
         return self.frame(*args, **kwargs).df()
+
+    def arrow(self, *args: Any, **kwargs: Any) -> Any:
+        """Same as `frame`, as a `pyarrow.Table` (see `Frame.arrow`)."""
+        return self.frame(*args, **kwargs).arrow()
+
+    def polars(self, *args: Any, **kwargs: Any) -> Any:
+        """Same as `frame`, as a `polars.DataFrame` (see `Frame.polars`)."""
+        return self.frame(*args, **kwargs).polars()
 
     def tail(
         self,
@@ -295,7 +320,7 @@ class KVSeries(Series):
         frame = _last_per_key(Frame(self.schema, frame).sorted())
         if frame.empty:
             return []
-        stored = self.frame(start=frame.start(), stop=frame.stop(), closed="b")
+        stored = self._stored(frame.start(), frame.stop())
         if not stored.empty:
             if stored == frame:
                 return None
@@ -307,7 +332,7 @@ class KVSeries(Series):
         if not keys:
             return []
         keys = sorted(self.schema.deserialize(k) for k in keys)
-        stored = self.frame(start=keys[0], stop=keys[-1], closed="b")
+        stored = self._stored(keys[0], keys[-1])
         if stored.empty:
             return []
         index = list(zip(*(stored[n].tolist() for n in self.schema.idx)))

@@ -317,8 +317,11 @@ def _http_pod(uri: str, kwargs: dict[str, Any]) -> POD:
     )
     split = urlsplit(uri)
     params = _query_params(split.query)
-    _check_params(params, [name for name in params if name.startswith("header-")], uri)
+    _check_params(params, ["token", *(name for name in params if name.startswith("header-"))], uri)
+    token = params.pop("token", None)
     headers = {name.removeprefix("header-"): value for name, value in params.items()}
+    if token:  # ?token=T is short for ?header-Authorization=Bearer%20T
+        headers["Authorization"] = f"Bearer {token}"
     options: dict[str, Any] = {"headers": headers} if headers else {}
     base_uri = f"{split.scheme}://{split.netloc}{split.path.rstrip('/')}/"
     return httppod(base_uri, **{**options, **kwargs})
