@@ -1,0 +1,233 @@
+"""`HttpPOD`: a POD served by ``lakota serve`` (SPEC §5), with the standard library only.
+
+Every call is one HTTP request to ``<base_uri><action>?path=...``: ``ls``, ``walk`` and
+reads use GET, changes use POST. File contents come from the ``raw`` action (the bytes
+as they are); against a server without it (lakota 0.7.1) the client falls back to the
+base64 JSON ``read`` action. Each thread keeps its own keep-alive connection.
+
+```python
+pod = HttpPOD("http://127.0.0.1:8080/prices/", headers={"Authorization": "Bearer s3cr3t"})
+repo = Repo(pod=pod)            # or Repo("http://127.0.0.1:8080/prices?token=s3cr3t")
+```
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import http.client
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from lakota.errors import StorageError
+from lakota.pod.base import POD, Parts, join_parts, path_error, split_path
+
+__all__ = ["HttpPOD"]
+
+# Errors after which a request is sent again on a fresh connection: the server closed
+# an idle keep-alive connection before reading the request.
+_STALE_CONNECTION = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+_UNSUPPORTED_ACTION = b'Action "'
+
+
+class _Transport:
+    """Requests to one server, on one keep-alive connection per thread (or a session)."""
+
+    def __init__(
+        self, base_uri: str, headers: Mapping[str, str], session: Any, timeout: float
+    ) -> None:
+        split = urlsplit(base_uri)
+        if split.scheme not in ("http", "https") or not split.hostname:
+            raise ValueError(f"HttpPOD needs an http(s)://host[:port]/ URI, not {base_uri!r}")
+        if split.query or split.username or split.password:
+            raise ValueError("Give HttpPOD headers with `headers=`, not in the base URI")
+        self.scheme, self.netloc = split.scheme, split.netloc
+        self.base_path = split.path.rstrip("/") + "/"
+        self.base_uri = f"{self.scheme}://{self.netloc}{self.base_path}"
+        self.headers = dict(headers)
+        self.session = session
+        self.timeout = timeout
+        self.raw_reads = True  # False once the server answered that it has no `raw`
+        self._local = threading.local()
+
+    def request(
+        self, method: str, action: str, params: Mapping[str, str], body: bytes | None = None
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """Send one request; return ``(status, headers, body)``."""
+        target = f"{self.base_path}{action}?{urlencode(params)}"
+        headers = dict(self.headers)
+        if body is not None:
+            headers["Content-Type"] = "application/octet-stream"
+        try:
+            if self.session is not None:
+                return self._session_request(method, target, headers, body)
+            return self._send(method, target, headers, body)
+        except (OSError, http.client.HTTPException) as exc:
+            raise StorageError(f"HTTP {method} {self.base_uri}{action} failed: {exc}") from exc
+
+    def _session_request(
+        self, method: str, target: str, headers: dict, body: bytes | None
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        response = self.session.request(
+            method,
+            f"{self.scheme}://{self.netloc}{target}",
+            data=body,
+            headers=headers,
+            timeout=self.timeout,
+        )
+        return response.status_code, response.headers, response.content
+
+    def _send(
+        self, method: str, target: str, headers: dict, body: bytes | None
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        conn = getattr(self._local, "conn", None)
+        reused = conn is not None
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        try:
+            conn.request(method, target, body=body, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.headers, response.read()
+        except _STALE_CONNECTION:
+            conn.close()
+            self._local.conn = None
+            if not reused:
+                raise
+            return self._send(method, target, headers, body)
+        except BaseException:
+            conn.close()
+            self._local.conn = None
+            raise
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self.scheme == "https":
+            return http.client.HTTPSConnection(self.netloc, timeout=self.timeout)
+        return http.client.HTTPConnection(self.netloc, timeout=self.timeout)
+
+
+class HttpPOD(POD):
+    """A POD whose files live behind a ``lakota serve`` endpoint."""
+
+    protocol = "http"
+
+    def __init__(
+        self,
+        base_uri: str,
+        path: str | None = None,
+        session: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 120.0,
+        *,
+        transport: _Transport | None = None,
+    ) -> None:
+        """`session` may be a ``requests.Session``-like object; `headers` go with every call."""
+        self.transport = transport or _Transport(base_uri, headers or {}, session, timeout)
+        self.parts = split_path(path or ".")
+        self.path = PurePosixPath(*self.parts)
+
+    @property
+    def base_uri(self) -> str:
+        return self.transport.base_uri
+
+    def __repr__(self) -> str:
+        return f"HttpPOD({self.base_uri!r}, {str(self.path)!r})"
+
+    def _cd(self, parts: Parts) -> HttpPOD:
+        return HttpPOD(
+            self.base_uri, join_parts(self.parts + parts), transport=self.transport
+        )
+
+    def _relpath(self, parts: Parts) -> str:
+        return join_parts(self.parts + parts)
+
+    def _call(self, method: str, action: str, relpath: str, **params: Any) -> Any:
+        """One request whose answer is JSON; errors become the matching OSError."""
+        status, headers, body = self.transport.request(method, action, _encode(params))
+        _check(status, headers, body, relpath, self.base_uri)
+        return json.loads(body)
+
+    def _ls(self, parts: Parts) -> list[str]:
+        relpath = self._relpath(parts)
+        return self._call("GET", "ls", relpath, path=relpath)["body"]
+
+    def _read(self, parts: Parts) -> bytes:
+        relpath = self._relpath(parts)
+        if self.transport.raw_reads:
+            status, headers, body = self.transport.request("GET", "raw", {"path": relpath})
+            if not (status == 404 and body.startswith(_UNSUPPORTED_ACTION)):
+                _check(status, headers, body, relpath, self.base_uri)
+                return body
+            self.transport.raw_reads = False
+        return base64.b64decode(self._call("GET", "read", relpath, path=relpath)["body"])
+
+    def _write(self, parts: Parts, data: bytes, force: bool) -> int | None:
+        relpath = self._relpath(parts)
+        params = _encode({"path": relpath, "force": force})
+        status, headers, body = self.transport.request("POST", "write", params, data)
+        _check(status, headers, body, relpath, self.base_uri)
+        return json.loads(body)["body"]
+
+    def _isdir(self, parts: Parts) -> bool:
+        try:
+            self._ls(parts)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        return True
+
+    def _isfile(self, parts: Parts) -> bool:
+        if not parts:
+            return False
+        try:
+            names = self._ls(parts[:-1])
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        return parts[-1] in names and not self._isdir(parts)
+
+    def _rm(self, parts: Parts, recursive: bool) -> None:
+        relpath = self._relpath(parts)
+        self._call("POST", "rm", relpath, path=relpath, recursive=recursive, missing_ok=False)
+
+    def _mv(self, src: Parts, dst: Parts) -> None:
+        from_path, to_path = self._relpath(src), self._relpath(dst)
+        self._call(
+            "POST", "mv", from_path, from_path=from_path, to_path=to_path, missing_ok=False
+        )
+
+    def _walk_files(self, max_depth: int | None) -> Iterator[str]:
+        relpath = join_parts(self.parts)
+        params: dict[str, Any] = {"path": relpath}
+        if max_depth is not None:
+            params["max_depth"] = max_depth
+        return iter(self._call("GET", "walk", relpath, **params)["body"])
+
+
+def _encode(params: Mapping[str, Any]) -> dict[str, str]:
+    """Query parameters as the protocol wants them: booleans are "true" or ""."""
+    encoded = {}
+    for name, value in params.items():
+        if isinstance(value, bool):
+            value = "true" if value else ""
+        encoded[name] = str(value)
+    return encoded
+
+
+def _check(
+    status: int, headers: Mapping[str, str], body: bytes, relpath: str, base_uri: str
+) -> None:
+    """Raise the exception matching an error status (404 is FileNotFoundError)."""
+    if 200 <= status < 300:
+        return
+    if status == 404:
+        raise path_error(errno.ENOENT, relpath)
+    text = body.decode("utf-8", "replace").strip()[:200]
+    code = headers.get("X-Lakota-Errno")
+    if status == 409 and code and code.isdigit():
+        raise path_error(int(code), relpath)
+    if status in (401, 403):
+        hint = ": give a token (?token=... in the URI)" if status == 401 else f" for {relpath!r}"
+        raise PermissionError(errno.EACCES, f"{text} (HTTP {status}) at {base_uri}{hint}")
+    raise StorageError(f"HTTP {status} for {relpath!r}: {text}")
