@@ -70,6 +70,8 @@ class Codec:
         for codec in self._codecs:
             data = codec.encode(data)
         data = bytes(data)
+        if self.dt.kind == "O":
+            self._check_readable(data)
         if not with_digest:
             return data
         return data, self.digest(arr, data)
@@ -81,6 +83,13 @@ class Codec:
         if self.dt.kind in "mM":
             arr = arr.view("i8")
         return hexdigest(memoryview(arr).cast("B"))
+
+    def _check_readable(self, data: bytes) -> None:
+        """Objects are free-form: refuse those that would encode but not decode back."""
+        try:
+            self.decode(data)
+        except (ValueError, TypeError) as exc:
+            raise FrameError(f"Objects that could not be read back: {exc}") from None
 
     def decode(self, data: bytes) -> numpy.ndarray:
         """Inverse of `encode`."""
@@ -249,7 +258,12 @@ def _cast_datetimes(arr: numpy.ndarray, dt: numpy.dtype) -> numpy.ndarray:
     raise TypeError(f"{arr.dtype} values are not dates")
 
 
+_BOOL_TEXT = {"true": True, "1": True, "false": False, "0": False}
+
+
 def _cast_numbers(arr: numpy.ndarray, dt: numpy.dtype) -> numpy.ndarray:
+    if arr.dtype.kind in "US" and dt.kind == "b":
+        return _parse_bools(arr)
     if arr.dtype.kind in "US":
         return numpy.asarray(arr, dtype=dt)
     if arr.dtype.kind in "mMO" and dt.kind != "b":
@@ -262,6 +276,15 @@ def _cast_numbers(arr: numpy.ndarray, dt: numpy.dtype) -> numpy.ndarray:
     if not numpy.array_equal(out, arr):
         raise ValueError(f"{arr.dtype} values would lose precision")
     return out
+
+
+def _parse_bools(arr: numpy.ndarray) -> numpy.ndarray:
+    """Text to booleans: only true/false/1/0 (any case), since any other text is ambiguous."""
+    words = numpy.char.lower(numpy.char.strip(arr.astype("U")))
+    unknown = sorted(set(words.tolist()) - set(_BOOL_TEXT))
+    if unknown:
+        raise ValueError(f"{unknown[:3]} are not booleans (use true/false or 1/0)")
+    return numpy.isin(words, [w for w, flag in _BOOL_TEXT.items() if flag])
 
 
 def _naive_utc(value: datetime) -> datetime:
