@@ -22,7 +22,7 @@ import numpy
 
 from .errors import CorruptedDataError, MissingDataError
 from .schema import EMPTY_DIGEST, Codec, Schema
-from .utils import Closed, digest_path, hashed_path
+from .utils import Closed, digest_path, hashed_path, settings
 
 if TYPE_CHECKING:
     from .pod import POD
@@ -493,12 +493,39 @@ class Segment:
     def _column(self, name: str) -> numpy.ndarray:
         with self._lock:
             if name not in self._columns:
-                data = read_digest(self.pod, self.digest[name], self.commit.embedded)
-                self._columns[name] = self.schema[name].codec.decode(data)
+                self._columns[name] = load_column(
+                    self.pod, self.digest[name], self.commit.embedded, self.schema[name].codec
+                )
             return self._columns[name]
 
     def __repr__(self) -> str:
         return f"<Segment {self.start}->{self.stop} ({self.closed.short})>"
+
+
+def load_column(
+    pod: POD, digest: str, embedded: dict[str, bytes], codec: Codec
+) -> numpy.ndarray:
+    """The decoded array of a column, checked against its digest.
+
+    A data file that does not decode, or (with `settings.verify_digests`) whose content
+    does not match its digest, raises `CorruptedDataError` naming its path: damaged
+    bytes never come back as data. Embedded arrays are covered by their revision's digest.
+    """
+    if digest in embedded or digest == EMPTY_DIGEST:
+        return decode_checked(codec, embedded.get(digest, b""), f"embedded array {digest}")
+    path, data = _read_stored(pod, digest)
+    arr = decode_checked(codec, data, f"data file {path}")
+    if settings.verify_digests and codec.digest(arr, data) != digest:
+        raise CorruptedDataError(f"Data file {path} does not match its digest {digest}")
+    return arr
+
+
+def decode_checked(codec: Codec, data: bytes, source: str) -> numpy.ndarray:
+    """`codec.decode(data)`; any failure means damaged bytes: `CorruptedDataError`."""
+    try:
+        return codec.decode(data)
+    except Exception as exc:  # codecs raise RuntimeError, ValueError, msgpack errors...
+        raise CorruptedDataError(f"Unable to decode {source}: {exc}") from exc
 
 
 def read_digest(pod: POD, digest: str, embedded: dict[str, bytes]) -> bytes:
@@ -507,17 +534,27 @@ def read_digest(pod: POD, digest: str, embedded: dict[str, bytes]) -> bytes:
         return embedded[digest]
     if digest == EMPTY_DIGEST:
         return b""
+    return _read_stored(pod, digest)[1]
+
+
+def _read_stored(pod: POD, digest: str) -> tuple[str, bytes]:
+    """``(location, bytes)`` of a data file, found under its name or a soft-deleted one."""
+    for candidate in _stored_names(pod, digest):
+        try:
+            return f"{pod.path / candidate}", pod.read(candidate)
+        except FileNotFoundError:
+            continue
+    raise MissingDataError(f"File {pod.path / digest_path(digest)} is missing!")
+
+
+def _stored_names(pod: POD, digest: str) -> Iterator[str]:
+    """Where a data file may be: its name, soft-deleted names (listed only if needed),
+    and its name again, since GC may restore a soft-deleted file meanwhile."""
     path = digest_path(digest)
-    try:
-        return pod.read(path)
-    except FileNotFoundError:
-        pass
+    yield path
     folder, name = hashed_path(digest)
-    for candidate in sorted(pod.ls(str(folder), missing_ok=True)):
-        candidate = candidate.rsplit("/", 1)[-1]
-        if candidate.startswith(name + "."):
-            try:
-                return pod.read(f"{folder}/{candidate}")
-            except FileNotFoundError:
-                continue
-    raise MissingDataError(f"File {path} is missing!")
+    for found in sorted(pod.ls(str(folder), missing_ok=True)):
+        found = found.rsplit("/", 1)[-1]
+        if found.startswith(name + "."):
+            yield f"{folder}/{found}"
+    yield path

@@ -95,12 +95,13 @@ def _ancestry(head: Revision, by_child: dict[str, list[Revision]]) -> list[Revis
 
 
 def defrag_collection(collection: Collection, max_chunk: int) -> list[Revision]:
-    """Rewrite fragmented series as page-sized segments, in one revision."""
-    commit = collection.commit()
-    if commit is None:
-        return []
+    """Rewrite fragmented series as page-sized segments, in one revision.
+
+    Inside `multi()` it builds on the pending writes of the batch, so it never undoes them.
+    """
     with collection.multi() as batch:
-        for label in commit.labels():
+        commit = collection.staged()
+        for label in commit.labels() if commit is not None else []:
             start = _fragmented_from(commit, label, max_chunk)
             if start is not None:
                 _rewrite(collection, commit, label, start)

@@ -176,18 +176,24 @@ class Repo:
         unknown = [label for label in labels if label not in remote_clcts]
         if unknown:
             raise CollectionNotFoundError(f"Collection(s) not found in remote: {unknown}")
-        self.registry.pull(remote.registry, shallow=shallow)
+        labels = labels or tuple(remote_clcts)
         self.refresh()
+        # Check before the registry pull, which would let the remote rows hide ours
         local = {clct.label: clct for clct in self.search()}
-        for label in labels or remote_clcts:
-            logger.info("Sync collection: %s", label)
-            theirs = remote_clcts[label]
-            ours = local.get(label) or self.create_collection(theirs.schema, label)
-            if ours.schema != theirs.schema:
+        for label in labels:
+            ours, theirs = local.get(label), remote_clcts[label]
+            if ours is not None and ours.schema != theirs.schema:
                 raise ValueError(
                     f"Unable to sync collection {label!r}: incompatible schemas "
                     f"({ours.schema!r} here, {theirs.schema!r} in remote)"
                 )
+        self.registry.pull(remote.registry, shallow=shallow)
+        self.refresh()
+        local = {clct.label: clct for clct in self.search()}
+        for label in labels:
+            logger.info("Sync collection: %s", label)
+            theirs = remote_clcts[label]
+            ours = local.get(label) or self.create_collection(theirs.schema, label)
             ours.pull(theirs, shallow=shallow)
 
     def merge(self) -> list:

@@ -302,7 +302,11 @@ def _cast_scalar(value: Any, dt: numpy.dtype) -> Any:
         if isinstance(value, (str, date, numpy.datetime64)) or hasattr(value, "to_datetime64"):
             if hasattr(value, "to_datetime64"):
                 value = value.to_datetime64()
-            return numpy.datetime64(value).astype(dt)
+            exact = numpy.datetime64(value)
+            cast = exact.astype(dt)
+            if cast != exact and not numpy.isnat(exact):
+                raise ValueError(f"{exact} is finer than the column unit {dt}")
+            return cast
         raise TypeError(f"{type(value).__name__} is not a date")
     if dt.kind == "U":
         if not isinstance(value, (str, numpy.str_)):

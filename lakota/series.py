@@ -331,7 +331,7 @@ class KVSeries(Series):
         """Remove the rows with these keys (scalars, or tuples for a multi-column index)."""
         if not keys:
             return []
-        keys = sorted(self.schema.deserialize(k) for k in keys)
+        keys = sorted(self._full_key(k, "key") for k in keys)
         stored = self._stored(keys[0], keys[-1])
         if stored.empty:
             return []
