@@ -167,6 +167,25 @@ class SchemaColumn:
                 f"Column {self.name!r}: bound {value!r} cannot be cast to {self.dt} ({exc})"
             ) from None
 
+    def cast_bound(self, value: Any, side: str) -> tuple[Any, bool]:
+        """A query bound in this column's dtype, and whether it was exact.
+
+        A date finer than the column unit is rounded inward (up for a start, down for
+        a stop): the caller then includes the rounded bound, which selects the same rows.
+        """
+        if self.dt.kind != "M" or value is None:
+            return self.cast_scalar(value), True
+        try:
+            exact = _as_datetime64(value)
+        except (ValueError, TypeError):
+            return self.cast_scalar(value), True
+        rounded = exact.astype(self.dt)
+        if numpy.isnat(exact) or rounded == exact:
+            return rounded, True
+        if side == "start" and rounded < exact:
+            rounded = rounded + numpy.timedelta64(1, numpy.datetime_data(self.dt)[0])
+        return rounded, False
+
     def map_dtype(self, arr: numpy.ndarray, style: str | None = "default") -> Any:
         """Convert for output: Python objects (``"default"``) or epoch seconds (``"epoch"``)."""
         if style is None or arr.dtype.kind not in "Mif":
@@ -293,6 +312,17 @@ def _naive_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc).replace(tzinfo=None)
 
 
+def _as_datetime64(value: Any) -> numpy.datetime64:
+    """A date-like scalar (ISO text, date, datetime, pandas Timestamp) at its own precision."""
+    if isinstance(value, datetime):
+        value = _naive_utc(value)
+    if hasattr(value, "to_datetime64"):
+        value = value.to_datetime64()
+    if not isinstance(value, (str, date, numpy.datetime64)):
+        raise TypeError(f"{type(value).__name__} is not a date")
+    return numpy.datetime64(value)
+
+
 def _cast_scalar(value: Any, dt: numpy.dtype) -> Any:
     if dt.kind == "M":
         if isinstance(value, datetime):
@@ -300,9 +330,7 @@ def _cast_scalar(value: Any, dt: numpy.dtype) -> Any:
         if isinstance(value, (numpy.integer, int)) and not isinstance(value, bool):
             return numpy.datetime64(int(value), numpy.datetime_data(dt)[0])
         if isinstance(value, (str, date, numpy.datetime64)) or hasattr(value, "to_datetime64"):
-            if hasattr(value, "to_datetime64"):
-                value = value.to_datetime64()
-            exact = numpy.datetime64(value)
+            exact = _as_datetime64(value)
             cast = exact.astype(dt)
             if cast != exact and not numpy.isnat(exact):
                 raise ValueError(f"{exact} is finer than the column unit {dt}")
@@ -416,6 +444,25 @@ class Schema:
                 f"Too many index values {values!r} for index columns {', '.join(self.idx)}"
             )
         return tuple(self.columns[name].cast_scalar(v) for name, v in zip(self.idx, values))
+
+    def query_bound(self, values: Any, side: str) -> tuple[tuple, bool]:
+        """Read bound as a tuple of index values, and whether it is exact.
+
+        An inexact bound (a date finer than its column) was rounded inward and cut
+        after the rounded value, so that including it selects exactly the asked rows.
+        """
+        values = self._as_tuple(values)
+        if len(values) > len(self.idx):
+            raise ValueError(
+                f"Too many index values {values!r} for index columns {', '.join(self.idx)}"
+            )
+        bound = []
+        for name, value in zip(self.idx, values):
+            cast, exact = self.columns[name].cast_bound(value, side)
+            bound.append(cast)
+            if not exact:
+                return tuple(bound), False
+        return tuple(bound), True
 
     @staticmethod
     def _as_tuple(values: Any) -> tuple:

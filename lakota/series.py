@@ -189,8 +189,11 @@ class Series:
         return commit.segments(self.label, self.pod, start, stop, closed)
 
     def _query(self, start: Bound, stop: Bound, before, closed) -> list[Segment]:
-        start = self.schema.deserialize(start)
-        stop = self.schema.deserialize(stop)
+        closed = Closed.cast(closed)
+        start, exact_start = self.schema.query_bound(start, "start")
+        stop, exact_stop = self.schema.query_bound(stop, "stop")
+        closed = closed.set_left(closed.left or not exact_start)
+        closed = closed.set_right(closed.right or not exact_stop)
         return self.segments(start, stop, before=before, closed=closed)
 
     def frame(

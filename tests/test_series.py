@@ -433,9 +433,18 @@ def test_delete_with_string_bounds_on_a_timestamp_index(series):
 def test_sub_second_bounds_never_delete_whole_seconds(series):
     with pytest.raises(FrameError, match="finer than the column unit"):
         series.delete("2020-01-01T00:00:00.5", "2020-01-01T00:00:00.9")
-    with pytest.raises(FrameError, match="finer than the column unit"):
-        series.frame(start=datetime(2020, 1, 1, 0, 0, 0, 500))
     assert len(series) == 5
+
+
+def test_sub_second_read_bounds_select_the_rows_they_name(series):
+    """A read bound finer than the index unit rounds inward instead of failing."""
+    after_first = series.frame(start=datetime(2020, 1, 1, 0, 0, 0, 500))
+    assert ts_list(after_first) == DAYS[1:]
+    for closed in ("l", "r", "b", "n"):
+        inner = series.frame(
+            start="2020-01-01T00:00:00.5", stop="2020-01-03T00:00:00.5", closed=closed
+        )
+        assert ts_list(inner) == DAYS[1:3]
 
 
 def test_write_root_starts_a_new_history(series):
