@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from .changelog import Revision
 from .commit import Commit
 from .frame import Frame
-from .utils import settings
+from .utils import Closed, settings
 
 if TYPE_CHECKING:
     from .collection import Collection
@@ -20,10 +20,11 @@ __all__ = ["merge_heads", "defrag_collection", "frame_chunks"]
 def merge_heads(collection: Collection, heads: list[Revision]) -> list[Revision]:
     """One commit holding every head's writes, written as a child of each head.
 
-    The oldest head is the base. Rows that another head wrote since the common
-    ancestor are overlaid on it in head order, so newer branches win where they
-    overlap; rows inherited from the ancestor, even cut, are not re-applied, and
-    series deleted on one side and untouched on the other stay deleted.
+    The oldest head is the base; every other head is merged into it in order, as a
+    three-way merge against their common ancestor: a series changed on one side only
+    takes that side's rows, and a series changed on both sides is merged key by key,
+    the later head winning on the keys it changed. No write is lost, whether the
+    other side appended, overwrote, deleted or rewrote (defragmented) its segments.
     """
     from .collection import _commit_lock
 
@@ -34,38 +35,85 @@ def merge_heads(collection: Collection, heads: list[Revision]) -> list[Revision]
         if len({head.digests.child for head in heads}) < 2:
             return []
         ancestor = _common_ancestor(changelog.log(), heads)
-        base = ancestor.commit(collection) if ancestor is not None else None
+        base = (
+            ancestor.commit(collection) if ancestor is not None else Commit.empty(collection.schema)
+        )
         merged = heads[0].commit(collection)
         for head in heads[1:]:
-            merged = _merge_commit(merged, head.commit(collection), base)
+            merged = _merge_commit(collection, merged, head.commit(collection), base)
         return collection._write_commit(merged, list(dict.fromkeys(h.child for h in heads)))
 
 
-def _merge_commit(first: Commit, other: Commit, base: Commit | None) -> Commit:
-    for pos in range(len(other)):
-        row = other.at(pos)
-        if row in first or (base is not None and _inherited(row, base)):
+def _merge_commit(collection: Collection, ours: Commit, theirs: Commit, base: Commit) -> Commit:
+    labels = set(ours.labels()) | set(theirs.labels()) | set(base.labels())
+    for label in sorted(labels):
+        base_rows = list(base.match(label))
+        their_rows = list(theirs.match(label))
+        if their_rows == base_rows:
             continue
-        first = first.update(**row)
-    if base is not None:
-        first = _drop_deleted_labels(first, other, base)
-    return first
+        if list(ours.match(label)) == base_rows:
+            ours = _replace_label(ours, theirs, label)
+        else:
+            ours = _merge_keys(collection, label, ours, theirs, base)
+    return ours
 
 
-def _inherited(row: dict, base: Commit) -> bool:
-    """True if `row` shows (part of) a segment the common ancestor already had."""
-    for old in base.match(row["label"]):
-        inside = old.start <= row["start"] <= row["stop"] <= old.stop
-        if inside and old.digest == tuple(row["digest"]):
-            return True
-    return False
+def _replace_label(ours: Commit, theirs: Commit, label: str) -> Commit:
+    """`ours` with the rows of `label` taken from `theirs`."""
+    result = ours.delete_labels([label])
+    for pos in range(*theirs.label_range(label)):
+        result = result.update(**theirs.at(pos))
+    return result
 
 
-def _drop_deleted_labels(first: Commit, other: Commit, base: Commit) -> Commit:
-    """Series that `other` deleted since `base` and `first` left unchanged go away."""
-    gone = set(base.labels()) - set(other.labels())
-    unchanged = [label for label in gone if list(first.match(label)) == list(base.match(label))]
-    return first.delete_labels(unchanged) if unchanged else first
+def _merge_keys(
+    collection: Collection, label: str, ours: Commit, theirs: Commit, base: Commit
+) -> Commit:
+    """Merge a series changed on both sides: their rows win on the keys they changed."""
+    schema, pod = collection.schema, collection.pod
+    frames = [
+        Frame.from_segments(schema, commit.segments(label, pod)) for commit in (base, theirs, ours)
+    ]
+    base_groups, their_groups, our_groups = (_key_groups(frame) for frame in frames)
+    changed = {
+        key
+        for key in base_groups.keys() | their_groups.keys()
+        if base_groups.get(key) != their_groups.get(key)
+    }
+    series = collection.series(label)
+    for first, last in _runs(sorted(our_groups.keys() | changed), changed):
+        rows = frames[1].islice(first, last, closed="b")
+        ours = ours.update(**series.stage(rows, first, last, Closed.BOTH))
+    return ours
+
+
+def _key_groups(frame: Frame) -> dict[tuple, list[tuple]]:
+    """Rows grouped by index key, in frame order."""
+    keys = zip(*(list(frame[name]) for name in frame.schema.idx))
+    rows = zip(*(map(_comparable, frame[name].tolist()) for name in frame.schema))
+    groups: dict[tuple, list[tuple]] = {}
+    for key, row in zip(keys, rows):
+        groups.setdefault(key, []).append(row)
+    return groups
+
+
+def _comparable(value: object) -> object:
+    """NaN never equals itself: give it a stand-in so that unchanged NaNs compare equal."""
+    return "<NaN>" if isinstance(value, float) and value != value else value
+
+
+def _runs(keys: list[tuple], marked: set[tuple]) -> Iterator[tuple[tuple, tuple]]:
+    """Maximal ``(first, last)`` runs of consecutive `keys` that are all `marked`."""
+    first = last = None
+    for key in keys:
+        if key in marked:
+            first = key if first is None else first
+            last = key
+        elif first is not None:
+            yield first, last
+            first = None
+    if first is not None:
+        yield first, last
 
 
 def _common_ancestor(log: list[Revision], heads: list[Revision]) -> Revision | None:

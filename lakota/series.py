@@ -56,7 +56,7 @@ class Series:
         start, stop = self._write_bounds(frame, start, stop, closed)
         if start == stop and closed != Closed.BOTH:  # an empty range shows and hides nothing
             return None if self.collection.batch is not None else []
-        row = self._store(frame, start, stop, closed)
+        row = self.stage(frame, start, stop, closed)
         return self.collection.apply(row, root=root)
 
     def _checked_frame(self, frame: Any) -> Frame:
@@ -103,8 +103,11 @@ class Series:
         if last > stop or (last == stop and not closed.right):
             raise FrameError(f"Frame ends at {last}, after the write range {stop}")
 
-    def _store(self, frame: Frame, start: tuple, stop: tuple, closed: Closed) -> dict:
-        """Encode every column, write the large ones, and return the commit row."""
+    def stage(self, frame: Frame, start: tuple, stop: tuple, closed: Closed) -> dict:
+        """Encode every column, write the large ones, and return the commit row.
+
+        Low level: nothing is committed; `Commit.update` or a batch takes the row.
+        """
         names = list(self.schema)
         encoded = pooled_map(
             lambda name: self.schema[name].codec.encode(frame[name], with_digest=True), names
