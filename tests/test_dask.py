@@ -264,7 +264,6 @@ def test_concurrent_writers_then_merge(client, storage, tmp_path, s3_server, s3_
     assert found.groupby("label").size().to_dict() == {"seed": 2, **dict.fromkeys(labels, 20)}
 
 
-@pytest.mark.xfail(strict=True, reason="S3POD cannot be pickled yet (its boto3 client)")
 def test_workers_read_partitions_from_s3(client, s3_server, s3_bucket):
     clct = Repo(s3_server.uri(s3_bucket)).create_collection(SCHEMA, "clct")
     clct.series("a").write(data(0, 6))

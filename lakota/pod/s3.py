@@ -103,11 +103,23 @@ class S3POD(POD):
         self.bucket, self.prefix = parts[0], parts[1:]
         self.path = PurePosixPath(*parts)
         self.endpoint_url = endpoint_url
-        self.client = client if client is not None else _make_client(
-            endpoint_url, profile, verify, key, secret, token
+        # How to build the client again in another process (see __getstate__).
+        self._client_args = (
+            None if client is not None else (endpoint_url, profile, verify, key, secret, token)
         )
+        self.client = client if client is not None else _make_client(*self._client_args)
         # Shared by every sub-POD: whether the service honours If-None-Match on puts.
         self._features = {"conditional_put": True}
+
+    def __getstate__(self) -> dict:
+        """Pickle without the boto3 client (dask workers build their own)."""
+        if self._client_args is None:
+            raise TypeError("An S3POD built on a given boto3 client cannot be pickled")
+        return {**self.__dict__, "client": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.client = _make_client(*self._client_args)
 
     def __repr__(self) -> str:
         endpoint = f", endpoint_url={redact_uri(self.endpoint_url)!r}" if self.endpoint_url else ""
