@@ -82,14 +82,22 @@ class Revision:
                 break
             time.sleep(delay)
         raise CorruptedDataError(
-            f"Unable to read revision {self.changelog.pod.path}/{self.path}: "
-            "content does not match its digest"
+            f"Unable to read revision {self.location}: content does not match its digest"
         )
 
     def commit(self, collection) -> Commit:
         from .commit import Commit
 
-        return Commit.decode(collection.schema, self.read())
+        payload = self.read()
+        try:
+            return Commit.decode(collection.schema, payload)
+        except CorruptedDataError as exc:
+            raise CorruptedDataError(f"Revision {self.location}: {exc}") from exc
+
+    @property
+    def location(self) -> str:
+        """Where the revision file is, for messages."""
+        return f"{self.changelog.pod.path / self.path}"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Revision) and self.path == other.path
@@ -107,13 +115,40 @@ class Changelog:
     def __init__(self, pod: POD) -> None:
         self.pod = pod
         self._log: list[Revision] | None = None
+        self._names: set[str] = set()
+        self._stale = True
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.pod.ls(missing_ok=True))
 
     def refresh(self) -> None:
-        """Forget the cached log; the next read lists the folder again."""
-        self._log = None
+        """Mark the cached log stale: the next read lists the folder again."""
+        self._stale = True
+
+    def _update(self) -> None:
+        """List the folder; extend the cached log when the only news is a child of the leaf."""
+        names = {name.rsplit("/", 1)[-1] for name in self}
+        added = names - self._names
+        if self._log is not None and not (self._names - names):
+            if not added or self._extend(added):
+                self._names, self._stale = names, False
+                return
+        self._log = self._walk(self._revisions(names))
+        self._names, self._stale = names, False
+
+    def _extend(self, added: set[str]) -> bool:
+        """Append a single new revision whose parent is the last revision of the log."""
+        if len(added) != 1 or not self._log:
+            return False
+        match = _revision_name.match(next(iter(added)))
+        last = self._log[-1]
+        if match is None or match.group(1) != last.child or not last.is_leaf:
+            return False
+        self._log[-1] = _copy(last, is_leaf=False)
+        new = Revision(self, *match.groups())
+        new.is_leaf = True
+        self._log.append(new)
+        return True
 
     # Walking
 
@@ -123,17 +158,16 @@ class Changelog:
         With `before`, only the revisions written strictly before that time are kept,
         and leaves are recomputed among them: the log as it was at that time.
         """
-        if self._log is None:
-            self._log = self._walk(self._revisions())
+        if self._stale or self._log is None:
+            self._update()
         if before is None:
             return list(self._log)
         cutoff = _as_hextime(before)
         return self._walk([r for r in self._log if r.epoch < cutoff])
 
-    def _revisions(self) -> list[Revision]:
+    def _revisions(self, names: set[str]) -> list[Revision]:
         revisions = []
-        for name in sorted(self):
-            name = name.rsplit("/", 1)[-1]
+        for name in sorted(names):
             match = _revision_name.match(name)
             if match is None:
                 logger.debug("Ignore stray file %s in %s", name, self.pod.path)

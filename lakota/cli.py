@@ -657,6 +657,25 @@ def gc(session: Session) -> None:
     click.echo(f"{soft} segments soft-deleted")
 
 
+@cli.command()
+@pass_session
+def check(session: Session) -> None:
+    """Verify every revision and data file; print what is wrong (exit status 1 if any).
+
+    Reads the whole history of every collection and checks each referenced data file
+    against its digest, so it reads the whole repository.
+    """
+    with progress("Check", None):
+        report = session.repo().check()
+    for problem in report.problems:
+        click.echo(str(problem))
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    click.echo(report.summary())
+    if not report.ok:
+        fail(f"{len(report.problems)} problem(s) found")
+
+
 @cli.command(name="export")
 @click.argument("uri")
 @click.option("-c", "--collection", "collections", multiple=True,

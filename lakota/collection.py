@@ -122,13 +122,18 @@ class Collection:
         self._decoded = (rev.child, commit)
         return commit
 
-    def apply(self, row: dict, root: bool = False) -> list[Revision] | None:
-        """Commit one segment row now, or queue it in the current `multi()` batch."""
+    def apply(self, rows: list[dict], root: bool = False) -> list[Revision] | None:
+        """Commit segment rows now as one revision, or queue them in the `multi()` batch."""
         batch = self.batch
         if batch is not None:
-            batch.append(row)
+            for row in rows:
+                batch.append(row)
             return None
-        return self.commit_rows([row], root=root)
+        return self.commit_rows(rows, root=root)
+
+    def writing(self) -> threading.RLock:
+        """The lock that serializes this collection's read-modify-write cycles in-process."""
+        return _commit_lock(self)
 
     def commit_rows(self, rows: list[dict], root: bool = False) -> list[Revision]:
         """Overlay `rows` on the leaf commit (or on nothing if `root`) as one revision."""

@@ -264,6 +264,16 @@ class Frame:
         """Rows between two index tuples (already cast values)."""
         return self.slice(*self.slice_index(start, stop, closed))
 
+    def chunks(self, size: int) -> Iterator[Frame]:
+        """Consecutive pieces of about `size` rows; a run of equal keys is never split."""
+        start, total = 0, len(self)
+        while start < total:
+            end = min(start + size, total)
+            if end < total:
+                end = self.index(self.schema.row(self.columns, end - 1, full=False), right=True)
+            yield self.slice(start, end)
+            start = end
+
     def select(self, keep: str | Iterable[str] | None) -> Frame:
         """Only the `keep` columns (a string keeps that single column); falsy keeps all."""
         if not keep:

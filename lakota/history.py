@@ -14,7 +14,7 @@ from .utils import Closed, settings
 if TYPE_CHECKING:
     from .collection import Collection
 
-__all__ = ["merge_heads", "defrag_collection", "frame_chunks"]
+__all__ = ["merge_heads", "defrag_collection"]
 
 
 def merge_heads(collection: Collection, heads: list[Revision]) -> list[Revision]:
@@ -175,25 +175,7 @@ def _rewrite(collection: Collection, commit: Commit, label: str, start: tuple) -
         collection.schema, commit.segments(label, collection.pod, start, (), "b")
     )
     last_stop = commit.row(commit.label_range(label)[1] - 1).stop
-    chunks = list(frame_chunks(frame, settings.page_len))
-    if not chunks:
+    if frame.empty:
         series.delete(start, last_stop)
-        return
-    for pos, chunk in enumerate(chunks):
-        chunk_start = start if pos == 0 else chunk.start()
-        if pos + 1 < len(chunks):
-            series.write(chunk, start=chunk_start, stop=chunks[pos + 1].start(), closed="l")
-        else:
-            series.write(chunk, start=chunk_start, stop=max(chunk.stop(), last_stop))
-
-
-def frame_chunks(frame: Frame, size: int) -> Iterator[Frame]:
-    """Split a sorted frame into pieces of about `size` rows, never inside a run of equal keys."""
-    start, total = 0, len(frame)
-    while start < total:
-        end = min(start + size, total)
-        if end < total:
-            key = frame.schema.row(frame.columns, end - 1, full=False)
-            end = frame.index(key, right=True)
-        yield frame.slice(start, end)
-        start = end
+    else:
+        series.write(frame, start=start, stop=max(frame.stop(), last_stop))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import numpy
@@ -27,9 +27,13 @@ import numpy
 from .changelog import zero_hash
 from .collection import Collection
 from .errors import CollectionExistsError, CollectionNotFoundError, InvalidLabelError
+from .frame import Frame
 from .pod import POD
 from .schema import Schema
 from .utils import digest_path, hashed_path, hexdigest, hextime, logger, pooled_map, settings
+
+if TYPE_CHECKING:
+    from .check import CheckReport
 
 __all__ = ["Repo"]
 
@@ -210,11 +214,7 @@ class Repo:
         soft-deleted, and restored by the next run once a revision refers to it.
         """
         logger.info("Start GC")
-        candidates = [
-            name
-            for found in pooled_map(self._data_files, self.pod.ls(missing_ok=True))
-            for name in found
-        ]
+        candidates = self.data_files()
         active = self._active_digests()
         suffix = "." + hextime()
         deadline = hextime(time.time() - settings.timeout)
@@ -235,6 +235,11 @@ class Repo:
         logger.info("End of GC (hard deletions: %s, soft deletions: %s)", hard, soft)
         return hard, soft
 
+    def data_files(self) -> list[str]:
+        """Names of the stored data files: digests, with a ``.<hextime>`` if soft-deleted."""
+        listed = pooled_map(self._data_files, self.pod.ls(missing_ok=True))
+        return [name for found in listed for name in found]
+
     def _data_files(self, folder: str) -> list[str]:
         """Data file names (digest, maybe with a soft-delete suffix) under a top folder."""
         if len(folder) != 2:
@@ -245,12 +250,33 @@ class Repo:
     def _active_digests(self) -> set[str]:
         self.refresh()
         active = set(self.registry.digests())
-        namespaces = self.registry.ls()
-        for namespace in namespaces:
-            for clct in self.search(namespace=namespace):
-                clct.refresh()
-                active.update(clct.digests())
+        folders = {}
+        for _, label, meta in self.registered():
+            if meta["path"] not in folders:
+                folders[meta["path"]] = self.reify(label, meta)
+        for clct in folders.values():
+            active.update(clct.digests())
         return active
+
+    def registered(self) -> Iterator[tuple[str, str, Any]]:
+        """``(namespace, label, meta)`` of the rows of every registry branch's leaf.
+
+        Collections created on a branch that is not merged yet are hidden from `ls`,
+        but GC and `check` must still see them.
+        """
+        leaves = {leaf.digests.child: leaf for leaf in self.registry.changelog.leafs()}
+        for leaf in leaves.values():
+            commit = leaf.commit(self.registry)
+            for namespace in commit.labels():
+                rows = Frame.from_segments(self.schema, commit.segments(namespace, self.pod))
+                for label, meta in zip(rows["label"].tolist(), rows["meta"].tolist()):
+                    yield namespace, label, meta
+
+    def check(self) -> CheckReport:
+        """Verify every revision and every data file they reference (see `lakota.check`)."""
+        from .check import check_repo
+
+        return check_repo(self)
 
     # Import / export
 

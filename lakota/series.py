@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["Series", "KVSeries"]
 
 Bound = Any
+_PARALLEL_ROWS = 20_000  # below this, encoding columns on threads costs more than it saves
 
 
 class Series:
@@ -56,8 +57,35 @@ class Series:
         start, stop = self._write_bounds(frame, start, stop, closed)
         if start == stop and closed != Closed.BOTH:  # an empty range shows and hides nothing
             return None if self.collection.batch is not None else []
-        row = self.stage(frame, start, stop, closed)
-        return self.collection.apply(row, root=root)
+        with self.collection.writing():
+            if not root:
+                frame, start, closed = self._absorb_small_tail(frame, start, closed)
+            pages = list(_pages(frame, start, stop, closed))
+            rows = pooled_map(lambda page: self.stage(*page), pages)
+            return self.collection.apply(rows, root=root)
+
+    def _absorb_small_tail(self, frame: Frame, start: tuple, closed: Closed) -> tuple:
+        """For an append behind many small segments, rewrite them together with `frame`.
+
+        This keeps the number of segments (and so the size of every later commit)
+        bounded however many small appends a series receives.
+        """
+        commit = self.collection.staged()
+        if commit is None or frame.empty:
+            return frame, start, closed
+        first, end = commit.label_range(self.label)
+        if end == first or not _after(commit.row(end - 1), start, closed):
+            return frame, start, closed
+        lengths = commit.length[first:end]
+        small = 0
+        while small < len(lengths) and lengths[-1 - small] < settings.append_merge_len:
+            small += 1
+        if small < settings.append_merge_count:
+            return frame, start, closed
+        tail = commit.take(slice(end - small, end))
+        old = Frame.from_segments(self.schema, tail.segments(self.label, self.pod))
+        head = tail.row(0)
+        return Frame.concat(old, frame), head.start, closed.set_left(head.closed.left)
 
     def _checked_frame(self, frame: Any) -> Frame:
         frame = (
@@ -110,7 +138,9 @@ class Series:
         """
         names = list(self.schema)
         encoded = pooled_map(
-            lambda name: self.schema[name].codec.encode(frame[name], with_digest=True), names
+            lambda name: self.schema[name].codec.encode(frame[name], with_digest=True),
+            names,
+            threaded=len(frame) >= _PARALLEL_ROWS,
         )
         embedded, to_write = {}, []
         for data, digest in encoded:
@@ -211,8 +241,8 @@ class Series:
     ) -> Frame:
         """Rows in the range (default ``start <= index < stop``) as a Frame."""
         _check_limit_offset(limit, offset)
+        _columns(self.schema, select)  # unknown names raise before any read
         segments = self._query(start, stop, before, closed)
-        _prefetch(segments, _columns(self.schema, select))
         return Frame.from_segments(self.schema, segments, limit=limit, offset=offset, select=select)
 
     def df(self, *args: Any, **kwargs: Any) -> Any:
@@ -349,6 +379,25 @@ class KVSeries(Series):
         return super().write(stored.mask(keep), start=keys[0], stop=keys[-1])
 
 
+def _after(row, start: tuple, closed: Closed) -> bool:
+    """True if a write from `start` begins after everything `row` shows."""
+    return row.stop < start or (row.stop == start and not (row.closed.right and closed.left))
+
+
+def _pages(frame: Frame, start: tuple, stop: tuple, closed: Closed) -> Iterator[tuple]:
+    """``(frame, start, stop, closed)`` pieces of at most about `settings.page_len` rows.
+
+    The pieces cover ``[start, stop]`` without gaps, so the write hides what it always did.
+    """
+    chunks = list(frame.chunks(settings.page_len)) if len(frame) else [frame]
+    for pos, chunk in enumerate(chunks):
+        first, last = pos == 0, pos == len(chunks) - 1
+        left = start if first else chunk.start()
+        right = stop if last else chunks[pos + 1].start()
+        flags = Closed.BOTH.set_left(closed.left or not first).set_right(closed.right and last)
+        yield chunk, left, right, flags
+
+
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, numpy.generic) else value
 
@@ -383,12 +432,6 @@ def _columns(schema, select: str | list[str] | None) -> list[str]:
     if unknown:
         raise KeyError(f"Unknown column(s): {', '.join(unknown)}")
     return names
-
-
-def _prefetch(segments: list[Segment], names: list[str]) -> None:
-    """Decode the needed columns of several segments in parallel."""
-    if len(segments) > 1:
-        pooled_map(lambda seg: [seg.read(n) for n in names], segments)
 
 
 def _page_frame(schema, page: list[tuple[Segment, int, int]], select) -> Frame:

@@ -26,7 +26,12 @@ hexhash_len = 40
 
 @dataclass
 class Settings:
-    """Tunable knobs. Every reader looks them up at call time, so changes apply at once."""
+    """Tunable knobs. Every reader looks them up at call time, so changes apply at once.
+
+    `page_len` is the segment size of large writes and of defrag. Appends at the end of a
+    series leave small segments behind; once `append_merge_count` of them (each shorter
+    than `append_merge_len` rows) trail a series, the next append rewrites them as one.
+    """
 
     threaded: bool = True
     debug: bool = False
@@ -36,6 +41,9 @@ class Settings:
     defrag_max_chunk: int = 4
     timeout: int = 600
     max_threads: int = 10
+    append_merge_count: int = 16
+    append_merge_len: int = 10_000
+    verify_digests: bool = True  # check every data file read against its digest
 
 
 settings = Settings()
@@ -176,8 +184,15 @@ class Pool:
         self.results = [future.result() for future in self._futures]
 
 
-def pooled_map(fn: Callable, items: Iterable) -> list:
-    """`[fn(item) for item in items]`, run on the shared pool."""
+def pooled_map(fn: Callable, items: Iterable, threaded: bool = True) -> list:
+    """`[fn(item) for item in items]`, run on the shared pool.
+
+    With `threaded` false, or a single item, it runs inline: handing tiny tasks to
+    threads costs more than it saves.
+    """
+    items = list(items)
+    if not threaded or len(items) < 2:
+        return [fn(item) for item in items]
     with Pool() as pool:
         for item in items:
             pool.submit(fn, item)

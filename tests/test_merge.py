@@ -1,5 +1,7 @@
 """Three-way merge of concurrent branches: no write of either side is lost."""
 
+import time
+
 import numpy
 import pytest
 
@@ -63,6 +65,7 @@ def test_both_sides_overwrite_different_keys_of_one_segment(sides):
 def test_later_branch_wins_on_a_key_both_changed(sides):
     ours, theirs = sides
     (ours / "a").write({"k": [4], "v": [1.0]})
+    time.sleep(0.005)  # revision times have a millisecond resolution
     (theirs / "a").write({"k": [4], "v": [2.0]})
     result = merged(ours)
     assert values(result, "a")[4] == 2.0

@@ -43,7 +43,7 @@ class FilePOD(POD):
         return sub
 
     def _ls(self, parts: Parts) -> list[str]:
-        return [name for name, _ in self._scan_strict(parts)]
+        return [name for name in os.listdir(self._abs(parts)) if not name.startswith(TMP_PREFIX)]
 
     def _scan(self, parts: Parts) -> list[tuple[str, bool]]:
         try:
