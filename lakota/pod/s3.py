@@ -121,6 +121,12 @@ class S3POD(POD):
         self.__dict__.update(state)
         self.client = _make_client(*self._client_args)
 
+    def __copy__(self) -> S3POD:
+        """A shallow copy sharing the client (pickling builds a new one, copying must not)."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
     def __repr__(self) -> str:
         endpoint = f", endpoint_url={redact_uri(self.endpoint_url)!r}" if self.endpoint_url else ""
         return f"S3POD({str(self.path)!r}{endpoint})"
