@@ -37,7 +37,7 @@ class Settings:
     debug: bool = False
     verify_ssl: bool = True
     embed_max_size: int = 1024
-    page_len: int = 500_000
+    page_len: int = 100_000
     defrag_max_chunk: int = 4
     timeout: int = 600
     max_threads: int = 10
@@ -62,6 +62,15 @@ def hexdigest(*chunks: bytes) -> str:
     for chunk in chunks:
         digest.update(chunk)
     return digest.hexdigest()
+
+
+def encodable(text: str) -> bool:
+    """True if `text` can be stored: it encodes to UTF-8 (no lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def hashed_path(digest: str, depth: int = 2) -> tuple[PurePosixPath, str]:
