@@ -20,7 +20,7 @@ from .commit import Commit, read_digest
 from .errors import InvalidLabelError
 from .schema import Schema
 from .series import KVSeries, Series
-from .utils import digest_path, logger, pooled_map, settings
+from .utils import digest_path, encodable, logger, pooled_map, settings
 
 if TYPE_CHECKING:
     from .repo import Repo
@@ -46,9 +46,19 @@ class Batch:
         self.root = root
         self.rows: list[dict] = []
         self.revs: list[Revision] = []
+        self._staged: tuple[Commit | None, int, Commit | None] | None = None
 
     def append(self, row: dict) -> None:
         self.rows.append(row)
+
+    def staged(self, base: Commit | None) -> Commit | None:
+        """`base` with the pending rows applied; rows applied before are not redone."""
+        if self._staged is None or self._staged[0] is not base:
+            self._staged = (base, 0, base)
+        _, done, commit = self._staged
+        commit = _overlay(self.collection.schema, commit, self.rows[done:])
+        self._staged = (base, len(self.rows), commit)
+        return commit
 
     def extend(self, *batches: Batch) -> None:
         for batch in batches:
@@ -85,6 +95,8 @@ class Collection:
             raise InvalidLabelError("Invalid series label: empty")
         if "\x00" in label:
             raise InvalidLabelError(f"Invalid series label {label!r}: NUL character")
+        if not encodable(label):  # it would fail only once the data files are written
+            raise InvalidLabelError(f"Invalid series label {label!r}: not valid Unicode")
         cls = KVSeries if self.schema.kind == "kv" else Series
         return cls(label, self)
 
@@ -153,7 +165,7 @@ class Collection:
         batch = self.batch
         if batch is None:
             return self.commit()
-        return _overlay(self.schema, None if batch.root else self.commit(), batch.rows)
+        return batch.staged(None if batch.root else self.commit())
 
     def _write_commit(self, commit: Commit, parents: list[str]) -> list[Revision]:
         revisions = self.changelog.commit(commit.encode(), parents=parents)
@@ -271,7 +283,10 @@ class Collection:
         keep = {heads[0].path} if heads else set()
         old = [rev for rev in self.changelog.log(before=before) if rev.path not in keep]
         paths = list(dict.fromkeys(rev.path for rev in old))
-        pooled_map(lambda path: self.changelog.pod.rm(path, missing_ok=True), paths)
+        # One at a time, in log order: an interrupted trim then leaves a log whose first
+        # revisions are gone, never a revision cut from its descendants (a false head).
+        for path in paths:
+            self.changelog.pod.rm(path, missing_ok=True)
         self.changelog.refresh()
         return len(paths)
 

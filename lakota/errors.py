@@ -18,6 +18,10 @@ class FrameError(LakotaError, ValueError):
     """A frame that cannot be built or written: unsorted, ragged, badly typed."""
 
 
+class EmptyFrameError(FrameError, IndexError):
+    """An empty frame where rows are needed (for example to infer write bounds)."""
+
+
 class ExpressionError(LakotaError, ValueError):
     """An s-expression that cannot be parsed or evaluated."""
 

@@ -81,7 +81,8 @@ def _merge_keys(
         if base_groups.get(key) != their_groups.get(key)
     }
     series = collection.series(label)
-    for first, last in _runs(sorted(our_groups.keys() | changed), changed):
+    every_key = our_groups.keys() | their_groups.keys() | base_groups.keys()
+    for first, last in _runs(sorted(every_key), changed):  # an unchanged key ends a run
         rows = frames[1].islice(first, last, closed="b")
         ours = ours.update(**series.stage(rows, first, last, Closed.BOTH))
     return ours

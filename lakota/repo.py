@@ -30,7 +30,16 @@ from .errors import CollectionExistsError, CollectionNotFoundError, InvalidLabel
 from .frame import Frame
 from .pod import POD
 from .schema import Schema
-from .utils import digest_path, hashed_path, hexdigest, hextime, logger, pooled_map, settings
+from .utils import (
+    digest_path,
+    encodable,
+    hashed_path,
+    hexdigest,
+    hextime,
+    logger,
+    pooled_map,
+    settings,
+)
 
 if TYPE_CHECKING:
     from .check import CheckReport
@@ -111,21 +120,21 @@ class Repo:
         if not labels:
             raise ValueError("create_collection needs at least one label")
         labels = tuple(_clean_label(label) for label in labels)
-        existing = set(self._registry_rows(namespace)["label"].tolist())
-        new = []
+        rows = self._registry_rows(namespace)
+        metas = dict(zip(rows["label"].tolist(), rows["meta"].tolist()))
+        new = {}
         for label in dict.fromkeys(labels):
-            if label in existing:
+            if label in metas:
                 if raise_if_exists:
                     raise CollectionExistsError(f"Collection with label {label!r} already exists")
                 continue
             folder, name = hashed_path(hexdigest(uuid4().bytes))
-            new.append((label, {"path": f"{folder}/{name}", "schema": schema.dumps()}))
+            new[label] = {"path": f"{folder}/{name}", "schema": schema.dumps()}
         if new:
-            meta = numpy.empty(len(new), dtype=object)
-            meta[:] = [m for _, m in new]
-            self.registry.series(namespace).write({"label": [lbl for lbl, _ in new], "meta": meta})
-        rows = self._registry_rows(namespace)
-        found = [self.collection(label, from_frm=rows, namespace=namespace) for label in labels]
+            rows = {"label": list(new), "meta": _object_array(list(new.values()))}
+            self.registry.series(namespace).write(rows)
+        metas.update(new)  # not read back: the leaf may be another writer's branch now
+        found = [self.reify(label, metas[label]) for label in labels]
         return found[0] if len(found) == 1 else found
 
     def delete(self, *labels: str, namespace: str = "collection") -> None:
@@ -212,6 +221,7 @@ class Repo:
         Returns ``(hard_deleted, soft_deleted)``. The listing happens before the
         revisions are read, so data written by a running writer is at most
         soft-deleted, and restored by the next run once a revision refers to it.
+        Temporary files left by interrupted writes go once older than `settings.timeout`.
         """
         logger.info("Start GC")
         candidates = self.data_files()
@@ -232,7 +242,11 @@ class Repo:
             elif stamp <= deadline:
                 self.pod.rm(f"{path}.{stamp}", missing_ok=True)
                 hard += 1
-        logger.info("End of GC (hard deletions: %s, soft deletions: %s)", hard, soft)
+        purged = self.pod.purge_temporary(settings.timeout)
+        logger.info(
+            "End of GC (hard deletions: %s, soft deletions: %s, temporary files: %s)",
+            hard, soft, purged,
+        )
         return hard, soft
 
     def data_files(self) -> list[str]:
@@ -302,7 +316,7 @@ def _clean_label(label: Any) -> str:
     if not isinstance(label, str):
         raise TypeError(f"Collection label must be a string, not {type(label).__name__}")
     cleaned = label.strip()
-    if not cleaned or "\x00" in cleaned:
+    if not cleaned or "\x00" in cleaned or not encodable(cleaned):
         raise InvalidLabelError(f"Invalid label: {label!r}")
     return cleaned
 

@@ -30,6 +30,7 @@ ALIASES = {
 }
 EMPTY_DIGEST = hexdigest(b"")
 _TEXT_KINDS = "OU"
+_NUMBER_CODECS = ("blosc",)  # the default chain of every other kind
 
 
 def resolve_dtype(text: str | numpy.dtype) -> numpy.dtype:
@@ -51,13 +52,20 @@ def _build_codec(name: str) -> numcodecs.abc.Codec:
         raise SchemaError(f"Unknown codec {name!r}") from None
 
 
+def _raw_bytes(arr: numpy.ndarray) -> memoryview:
+    """The values of a numeric array as bytes, without a copy (datetimes as int64)."""
+    if arr.dtype.kind in "mM":
+        arr = arr.view("i8")
+    return memoryview(arr).cast("B")
+
+
 class Codec:
     """Encodes one column array into bytes with a chain of numcodecs codecs."""
 
     def __init__(self, dt: str | numpy.dtype, *codec_names: str) -> None:
         self.dt = resolve_dtype(dt)
         if not codec_names:
-            codec_names = ("msgpack2", "zstd") if self.dt.kind in _TEXT_KINDS else ("blosc",)
+            codec_names = ("msgpack2", "zstd") if self.dt.kind in _TEXT_KINDS else _NUMBER_CODECS
         self.codec_names = tuple(codec_names)
         self._codecs = [_build_codec(name) for name in self.codec_names]
 
@@ -77,12 +85,21 @@ class Codec:
         return data, self.digest(arr, data)
 
     def digest(self, arr: numpy.ndarray, data: bytes) -> str:
-        """Content address of an encoded column: raw bytes for numbers, encoded bytes for text."""
+        """Content address of an encoded column: encoded bytes for text, raw bytes for
+        numbers. A numeric column with an explicit codec chain hashes the chain too: the
+        same values encoded differently must not share a data file."""
         if self.dt.kind in _TEXT_KINDS:
             return hexdigest(data)
-        if self.dt.kind in "mM":
-            arr = arr.view("i8")
-        return hexdigest(memoryview(arr).cast("B"))
+        if self.codec_names == _NUMBER_CODECS:
+            return hexdigest(_raw_bytes(arr))
+        return hexdigest(" | ".join(self.codec_names).encode(), _raw_bytes(arr))
+
+    def matches(self, arr: numpy.ndarray, data: bytes, digest: str) -> bool:
+        """True if `digest` is the content address of this column, as `digest` computes
+        it or as lakota 0.7.1 does (raw bytes whatever the codecs)."""
+        if self.digest(arr, data) == digest:
+            return True
+        return self.dt.kind not in _TEXT_KINDS and hexdigest(_raw_bytes(arr)) == digest
 
     def _check_readable(self, data: bytes) -> None:
         """Objects are free-form: refuse those that would encode but not decode back."""
@@ -287,7 +304,10 @@ def _cast_numbers(arr: numpy.ndarray, dt: numpy.dtype) -> numpy.ndarray:
         return numpy.asarray(arr, dtype=dt)
     if arr.dtype.kind in "mMO" and dt.kind != "b":
         if arr.dtype.kind == "O":
-            return _cast_numbers(numpy.asarray(arr.tolist()), dt)
+            plain = numpy.asarray(arr.tolist())
+            if plain.dtype.kind == "O":  # None, huge integers, mixed objects...
+                raise TypeError(f"values {arr[:3].tolist()}... are not all {dt} numbers")
+            return _cast_numbers(plain, dt)
         raise TypeError(f"{arr.dtype} values are not numbers")
     if numpy.can_cast(arr.dtype, dt, "same_kind") or (arr.dtype.kind in "biu" and dt.kind == "f"):
         return arr.astype(dt)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy
 
 from .commit import Commit, Segment
-from .errors import FrameError
+from .errors import EmptyFrameError, FrameError
 from .frame import Frame
 from .schema import as_column_mapping
 from .utils import Closed, digest_path, pooled_map, settings
@@ -104,7 +104,9 @@ class Series:
         start, stop = self._full_key(start, "start"), self._full_key(stop, "stop")
         if frame.empty:
             if not start or not stop:
-                raise IndexError(f"An empty frame needs explicit start and stop ({self.label!r})")
+                raise EmptyFrameError(
+                    f"An empty frame needs explicit start and stop ({self.label!r})"
+                )
         else:
             start = start or frame.start()
             stop = stop or frame.stop()

@@ -727,3 +727,15 @@ def test_file_link_errors_propagate(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with pytest.raises(OSError, match="no space"):
         FilePOD(tmp_path).write("a", b"x")
     assert os.listdir(tmp_path) == []
+
+
+def test_file_writes_fsync_only_when_the_setting_asks(tmp_path, monkeypatch):
+    from lakota.utils import settings
+
+    calls = []
+    monkeypatch.setattr("os.fsync", lambda fd: calls.append(fd))
+    pod = FilePOD(str(tmp_path))
+    pod.write("a", b"1")
+    monkeypatch.setattr(settings, "fsync", False)
+    pod.write("b", b"2")
+    assert len(calls) == 1 and pod.read("b") == b"2"

@@ -170,6 +170,11 @@ class POD(ABC):
             if not missing_ok:
                 raise
 
+    def purge_temporary(self, max_age: float) -> int:
+        """Delete what writes interrupted by a crash left behind, once older than `max_age`
+        seconds; returns how many files went. Backends whose uploads are atomic have none."""
+        return 0
+
     def walk(self, max_depth: int | None = None) -> Iterator[str]:
         """File paths under the POD. Top-level entries have depth 1; files deeper than
         `max_depth` are skipped and folders at depth >= `max_depth` are not entered."""

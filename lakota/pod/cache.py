@@ -65,6 +65,9 @@ class CachePOD(POD):
         finally:  # a stale local copy must go even if the remote one is already gone
             _quietly(self.local.rm, relpath, recursive=recursive, missing_ok=True)
 
+    def purge_temporary(self, max_age: float) -> int:
+        return self.local.purge_temporary(max_age) + self.remote.purge_temporary(max_age)
+
     def _mv(self, src: Parts, dst: Parts) -> None:
         self.remote.mv(join_parts(src), join_parts(dst))
         _quietly(self.local.mv, join_parts(src), join_parts(dst), missing_ok=True)

@@ -6,10 +6,12 @@ import copy
 import errno
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
 from lakota.pod.base import POD, Parts, PathLike, path_error
+from lakota.utils import settings
 
 # Temporary files are staged next to their target. Data and revision names are hex,
 # so they can never start with this prefix; ls and walk hide these files.
@@ -102,6 +104,27 @@ class FilePOD(POD):
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, target)
 
+    def purge_temporary(self, max_age: float) -> int:
+        """Delete the temporary files of writes that never finished (a killed process)."""
+        deadline = time.time() - max_age
+        purged = 0
+        for folder, _, names in os.walk(self.path):
+            for name in names:
+                if name.startswith(TMP_PREFIX):
+                    purged += _unlink_older(Path(folder, name), deadline)
+        return purged
+
+
+def _unlink_older(path: Path, deadline: float) -> bool:
+    """Delete `path` if it was last modified before `deadline`; True if it did."""
+    try:
+        if path.stat().st_mtime >= deadline:
+            return False
+        path.unlink()
+    except FileNotFoundError:  # its write finished (or another purge got it) meanwhile
+        return False
+    return True
+
 
 def _stage(folder: Path, data: bytes) -> Path:
     """Write `data` durably to a new temporary file in `folder` (created with the umask)."""
@@ -111,7 +134,8 @@ def _stage(folder: Path, data: bytes) -> Path:
         with open(fd, "wb") as stream:
             stream.write(data)
             stream.flush()
-            os.fsync(stream.fileno())
+            if settings.fsync:
+                os.fsync(stream.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
