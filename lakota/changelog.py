@@ -117,6 +117,7 @@ class Changelog:
         self._log: list[Revision] | None = None
         self._names: set[str] = set()
         self._stale = True
+        self._token: object | None = None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.pod.ls(missing_ok=True))
@@ -126,7 +127,15 @@ class Changelog:
         self._stale = True
 
     def _update(self) -> None:
-        """List the folder; extend the cached log when the only news is a child of the leaf."""
+        """List the folder; extend the cached log when the only news is a child of the leaf.
+
+        The listing is skipped when the storage tells that the folder did not change.
+        """
+        token = self.pod.change_token()
+        if token is not None and token == self._token and self._log is not None:
+            self._stale = False
+            return
+        self._token = token
         names = {name.rsplit("/", 1)[-1] for name in self}
         added = names - self._names
         if self._log is not None and not (self._names - names):
@@ -247,8 +256,27 @@ class Changelog:
             self.pod.write(rev.path, payload)
             rev._payload = payload
             revisions.append(rev)
-        self.refresh()
+        self._record_own(revisions)
         return revisions
+
+    def _record_own(self, revisions: list[Revision]) -> None:
+        """Add a revision this object just wrote on its leaf to the cached log.
+
+        When the storage can tell whether the folder changed (`POD.change_token`), the
+        next write then needs no listing; a concurrent writer's revision slipping in
+        at that instant would only make a fork, which `merge` joins.
+        """
+        token = self.pod.change_token()
+        if (
+            token is not None
+            and len(revisions) == 1
+            and not self._stale
+            and self._extend({revisions[0].path})
+        ):
+            self._names.add(revisions[0].path)
+            self._token = token
+        else:
+            self.refresh()
 
     def pull(self, remote: Changelog, shallow: bool = False) -> list[str]:
         """Copy the remote revisions (only its leaves if `shallow`) missing here."""

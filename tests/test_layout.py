@@ -81,3 +81,29 @@ def test_compaction_inside_a_batch_builds_on_pending_rows(series, monkeypatch):
             series.write({"k": [k], "v": [k]})
     assert series.frame()["k"].tolist() == list(range(10))
     assert len(series.collection.changelog.log()) == 1
+
+
+def test_own_appends_need_no_listing_on_a_folder(tmp_path, monkeypatch):
+    series = Repo(str(tmp_path)).create_collection(SCHEMA, "c") / "s"
+    series.write({"k": [0], "v": [0.0]})
+    series.write({"k": [1], "v": [1.0]})  # the first revision of a history is listed once
+    pod = series.changelog.pod
+    listings = []
+    original = type(pod)._ls
+    monkeypatch.setattr(
+        type(pod), "_ls", lambda self, parts: listings.append(1) or original(self, parts)
+    )
+    for k in range(2, 6):
+        series.write({"k": [k], "v": [float(k)]})
+    assert listings == []
+    assert series.frame()["k"].tolist() == list(range(6))
+
+
+def test_a_write_by_another_object_is_seen_after_own_writes(tmp_path):
+    ours = Repo(str(tmp_path)).create_collection(SCHEMA, "c") / "s"
+    ours.write({"k": [0], "v": [0.0]})
+    theirs = Repo(str(tmp_path)) / "c" / "s"
+    theirs.write({"k": [1], "v": [1.0]})
+    assert ours.frame()["k"].tolist() == [0, 1]
+    ours.write({"k": [2], "v": [2.0]})
+    assert (Repo(str(tmp_path)) / "c" / "s").frame()["k"].tolist() == [0, 1, 2]

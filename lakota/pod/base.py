@@ -137,6 +137,13 @@ class POD(ABC):
         """True if `relpath` is a folder."""
         return self._isdir(split_path(relpath))
 
+    def change_token(self, relpath: PathLike = ".") -> object | None:
+        """A cheap value that changes whenever the entries of folder `relpath` change.
+
+        None means the backend cannot tell, and callers must list the folder.
+        """
+        return None
+
     def isfile(self, relpath: PathLike) -> bool:
         """True if `relpath` is a file."""
         return self._isfile(split_path(relpath))

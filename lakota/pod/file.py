@@ -10,7 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-from lakota.pod.base import POD, Parts, PathLike, path_error
+from lakota.pod.base import POD, Parts, PathLike, path_error, split_path
 from lakota.utils import settings
 
 # Temporary files are staged next to their target. Data and revision names are hex,
@@ -61,6 +61,14 @@ class FilePOD(POD):
                 if not entry.name.startswith(TMP_PREFIX)
             ]
         return sorted(found)
+
+    def change_token(self, relpath: PathLike = ".") -> object | None:
+        """The folder's modification time and inode (a new entry or a rename changes it)."""
+        try:
+            stat = os.stat(self._abs(split_path(relpath)))
+        except OSError:
+            return None
+        return (stat.st_mtime_ns, stat.st_ino)
 
     def _read(self, parts: Parts) -> bytes:
         return self._abs(parts).read_bytes()
