@@ -140,7 +140,7 @@ def concurrent_writers(
     figures = WriterFigures(storage, writers, commits, attempted=writers * commits)
     started = time.perf_counter()
     clct = Repo(uri).create_collection(SCHEMA, "clct")
-    go, stop, queue = CONTEXT.Event(), CONTEXT.Event(), CONTEXT.Queue()
+    go, stop, queue = CONTEXT.Barrier(writers + readers + 1), CONTEXT.Event(), CONTEXT.Queue()
     writer_procs = [
         CONTEXT.Process(target=_writer, args=(uri, w, writers, commits, go, queue))
         for w in range(writers)
@@ -150,7 +150,7 @@ def concurrent_writers(
     ]
     for proc in writer_procs + reader_procs:
         proc.start()
-    go.set()
+    go.wait(JOIN_TIMEOUT)  # every child is ready: start together
     done = _gather(queue, writers)
     stop.set()
     done += _gather(queue, readers)
@@ -282,14 +282,14 @@ def registry_churn(uri: str, processes: int, rounds: int, storage: str = "file")
     repo = Repo(uri)
     doomed = _all_labels(processes, rounds, "xy")
     repo.create_collection(SCHEMA, *doomed)
-    go, queue = CONTEXT.Event(), CONTEXT.Queue()
+    go, queue = CONTEXT.Barrier(processes + 1), CONTEXT.Queue()
     procs = [
         CONTEXT.Process(target=_registry_worker, args=(uri, p, rounds, go, queue))
         for p in range(processes)
     ]
     for proc in procs:
         proc.start()
-    go.set()
+    go.wait(JOIN_TIMEOUT)  # every child is ready: start together
     done = _gather(queue, processes)
     _join(procs)
     figures.errors = [error for _, _, error in done if error]
@@ -382,7 +382,7 @@ def gc_while_writing(
     figures = GcFigures(storage, writers, rounds, timeout)
     started = time.perf_counter()
     Repo(uri).create_collection(SCHEMA, *[f"w{w}" for w in range(writers)])
-    go, stop, queue = CONTEXT.Event(), CONTEXT.Event(), CONTEXT.Queue()
+    go, stop, queue = CONTEXT.Barrier(writers + 4), CONTEXT.Event(), CONTEXT.Queue()
     procs = [
         CONTEXT.Process(target=_gc_writer, args=(uri, w, timeout, go, stop, queue))
         for w in range(writers)
@@ -392,7 +392,7 @@ def gc_while_writing(
     collector = CONTEXT.Process(target=_collector, args=(uri, rounds, timeout, go, stop, queue))
     for proc in [*procs, collector]:
         proc.start()
-    go.set()
+    go.wait(JOIN_TIMEOUT)  # every child is ready: start together
     done = _gather(queue, len(procs) + 1)
     _join([*procs, collector])
     for role, result, error in done:
@@ -774,16 +774,10 @@ def crash_trial(uri: str, operation: str, kill: Kill, expected: list[dict]) -> T
 
 def _check_after_crash(uri: str, operation: str, expected: list[dict], trial: Trial) -> None:
     repo = Repo(uri)
-    if state(repo) not in expected:
+    seen = state(repo)
+    if seen not in expected:
         trial.problems.append("a series reads as neither the state before nor after")
-    report = repo.check()
-    trial.problems.extend(str(problem) for problem in report.problems)
-    run_operation(repo, operation)  # what a user does next: run it again
-    if state(repo) != expected[-1]:
-        trial.problems.append("running the operation again does not give its result")
-    heads = len((repo / "clct").changelog.heads())
-    if heads != 1:
-        trial.problems.append(f"{heads} heads after running the operation again")
+    trial.problems.extend(str(problem) for problem in repo.check().problems)
     trial.orphans = len(orphans(repo))
     with timeout_zero():
         repo.gc()
@@ -791,8 +785,16 @@ def _check_after_crash(uri: str, operation: str, expected: list[dict], trial: Tr
     left = orphans(repo)
     if left:
         trial.problems.append(f"gc left {len(left)} orphan(s): {left[:3]}")
-    if state(repo) != expected[-1] or not repo.check().ok:
+    if state(repo) != seen or not repo.check().ok:
         trial.problems.append("gc damaged the repository")
+    run_operation(repo, operation)  # what a user does next: run it again
+    if state(repo) != expected[-1]:
+        trial.problems.append("running the operation again does not give its result")
+    heads = len((repo / "clct").changelog.heads())
+    if heads != 1:
+        trial.problems.append(f"{heads} heads after running the operation again")
+    if not repo.check().ok:
+        trial.problems.append("running the operation again damaged the repository")
 
 
 def orphans(repo: Repo) -> list[str]:
@@ -838,12 +840,13 @@ def run_storage(storage: str, new_uri: Callable[[], str], args: argparse.Namespa
     """Every scenario on one kind of storage; prints the figures as they come."""
     base = new_uri()  # crash trials use one sub-folder (key prefix) each
     modes = KILL_MODES if storage == "file" else ("before", "delay")
+    trials = args.trials if storage == "file" else args.s3_trials
     scenarios = [
         lambda: concurrent_writers(new_uri(), args.writers, args.commits, storage=storage),
         lambda: registry_churn(new_uri(), args.processes, args.rounds, storage=storage),
         lambda: gc_while_writing(new_uri(), args.gc_writers, args.gc_rounds, storage=storage),
         lambda: crash_trials(
-            lambda n: f"{base}/trial-{n}", crash_plan(args.trials, modes), args.seed, storage
+            lambda n: f"{base}/trial-{n}", crash_plan(trials, modes), args.seed, storage
         ),
     ]
     results = []
@@ -868,7 +871,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10, help="registry rounds per process")
     parser.add_argument("--gc-writers", type=int, default=3, help="writers while gc runs")
     parser.add_argument("--gc-rounds", type=int, default=50, help="gc runs while writing")
-    parser.add_argument("--trials", type=int, default=120, help="SIGKILL trials per storage")
+    parser.add_argument("--trials", type=int, default=120, help="SIGKILL trials on a folder")
+    parser.add_argument("--s3-trials", type=int, default=36, help="SIGKILL trials on S3")
     parser.add_argument("--seed", type=int, default=0, help="seed of kill points and delays")
     args = parser.parse_args(argv)
     storages = [s.strip() for s in args.storage.split(",") if s.strip()]

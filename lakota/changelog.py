@@ -246,6 +246,7 @@ class Changelog:
             leaf = self.leaf()
             parents = [leaf.child if leaf else phi]
         key = hexdigest(payload)
+        token_before = self.pod.change_token()
         revisions, used = [], set()
         for parent in parents:
             if parent[12:] == key:
@@ -256,19 +257,21 @@ class Changelog:
             self.pod.write(rev.path, payload)
             rev._payload = payload
             revisions.append(rev)
-        self._record_own(revisions)
+        self._record_own(revisions, token_before)
         return revisions
 
-    def _record_own(self, revisions: list[Revision]) -> None:
+    def _record_own(self, revisions: list[Revision], token_before: object | None) -> None:
         """Add a revision this object just wrote on its leaf to the cached log.
 
-        When the storage can tell whether the folder changed (`POD.change_token`), the
-        next write then needs no listing; a concurrent writer's revision slipping in
-        at that instant would only make a fork, which `merge` joins.
+        Only when the storage tells that nobody changed the folder since this object
+        last looked (`POD.change_token`): the next write then needs no listing. A
+        concurrent writer slipping in between would only make a fork, which `merge`
+        joins.
         """
         token = self.pod.change_token()
         if (
             token is not None
+            and token_before == self._token
             and len(revisions) == 1
             and not self._stale
             and self._extend({revisions[0].path})

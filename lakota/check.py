@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from .collection import Collection
     from .repo import Repo
 
-__all__ = ["CheckReport", "Problem", "check_repo"]
+__all__ = ["CheckReport", "Problem", "check_repo", "orphan_files"]
 
 _collection_folder = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{36}$")
 
@@ -161,12 +161,23 @@ def _check_files(repo: Repo, references: dict, report: CheckReport) -> None:
     report.files = len({ref.digest for ref in refs})
     used = {ref.digest for ref in refs}
     stored = repo.data_files()
-    orphans = [name for name in stored if name.partition(".")[0] not in used]
-    restorable = [name for name in stored if "." in name and name.partition(".")[0] in used]
+    orphans = orphan_files(stored, used)
+    restorable = [name for name in stored if "." in name and name not in orphans]
     if orphans:
         report.notes.append(f"{len(orphans)} unreferenced data file(s): gc reclaims them")
     if restorable:
         report.notes.append(f"{len(restorable)} soft-deleted data file(s) in use: gc restores them")
+
+
+def orphan_files(stored: list[str], used: set[str]) -> list[str]:
+    """Data file names (`Repo.data_files`) that no revision needs: unreferenced ones, and
+    soft-deleted copies of a file that is also there under its own name."""
+    plain = {name for name in stored if "." not in name}
+    return [
+        name
+        for name in stored
+        if name.partition(".")[0] not in used or ("." in name and name.partition(".")[0] in plain)
+    ]
 
 
 def _verify(repo: Repo, ref: _Reference) -> Problem | None:

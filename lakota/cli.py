@@ -568,7 +568,7 @@ def merge(session: Session, collection: str | None) -> None:
     """Merge the branches of a collection (of the registry without argument)."""
     repo = session.repo()
     target = repo.registry if collection is None else get_collection(repo, collection)
-    revisions = target.merge()
+    revisions = repo.merge() if collection is None else target.merge()
     click.echo(f"{target.label}: " + (f"merged, {len(revisions)} revision(s) written"
                                        if revisions else "nothing to merge"))
 

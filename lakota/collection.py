@@ -310,7 +310,10 @@ class Collection:
     def digests(self, revisions: list[Revision] | None = None) -> Iterator[str]:
         """Every non-embedded digest referenced by these revisions (default: all)."""
         for rev in self.changelog.log() if revisions is None else revisions:
-            commit = rev.commit(self)
+            try:
+                commit = rev.commit(self)
+            except FileNotFoundError:  # trimmed since it was listed: it refers to nothing
+                continue
             for digest in commit.digests():
                 if digest not in commit.embedded:
                     yield digest

@@ -210,8 +210,44 @@ class Repo:
             ours.pull(theirs, shallow=shallow)
 
     def merge(self) -> list:
-        """Merge the registry (after concurrent creations or deletions)."""
-        return self.registry.merge()
+        """Merge the registry (after concurrent creations or deletions).
+
+        When processes created the same label at the same time, each got its own folder
+        and the merged registry keeps one: the history of the others is pulled into it
+        and merged, so that their writes are not lost.
+        """
+        twins = self._twins()
+        revisions = self.registry.merge()
+        self.refresh()
+        for (namespace, label), metas in twins.items():
+            kept = self.collection(label, namespace=namespace)
+            if kept is not None:
+                self._fold(kept, metas)
+        return revisions
+
+    def _twins(self) -> dict[tuple[str, str], list[dict]]:
+        """Registry rows (of every branch) giving one label several folders."""
+        found: dict[tuple[str, str], dict[str, dict]] = {}
+        for namespace, label, meta in self.registered():
+            if isinstance(meta, dict) and isinstance(meta.get("path"), str):  # see `check`
+                found.setdefault((namespace, label), {})[meta["path"]] = meta
+        return {key: list(metas.values()) for key, metas in found.items() if len(metas) > 1}
+
+    def _fold(self, kept: Collection, metas: list[dict]) -> None:
+        """Pull the history of `kept`'s twin folders into it, then merge."""
+        for meta in metas:
+            twin = self.reify(kept.label, meta)
+            if twin.path == kept.path:
+                continue
+            if twin.schema != kept.schema:
+                logger.warning(
+                    "Collection %r was created twice with different schemas; folder %s is "
+                    "left as it is", kept.label, twin.path,
+                )
+                continue
+            kept.pull(twin)
+            twin.changelog.pod.rm(".", recursive=True, missing_ok=True)
+        kept.merge()
 
     # Garbage collection
 
@@ -236,10 +272,9 @@ class Repo:
                 if digest not in active:
                     self.pod.mv(path, path + suffix, missing_ok=True)
                     soft += 1
-            elif digest in active:
-                if not self.pod.isfile(path):
-                    self.pod.mv(f"{path}.{stamp}", path, missing_ok=True)
-            elif stamp <= deadline:
+            elif digest in active and not self.pod.isfile(path):
+                self.pod.mv(f"{path}.{stamp}", path, missing_ok=True)
+            elif stamp <= deadline:  # unused, or a copy left by an interrupted move
                 self.pod.rm(f"{path}.{stamp}", missing_ok=True)
                 hard += 1
         purged = self.pod.purge_temporary(settings.timeout)

@@ -75,8 +75,11 @@ class Codec:
             return (b"", EMPTY_DIGEST) if with_digest else b""
         arr = numpy.ascontiguousarray(arr).astype(self.dt, copy=False)
         data = arr
-        for codec in self._codecs:
-            data = codec.encode(data)
+        try:
+            for codec in self._codecs:
+                data = codec.encode(data)
+        except (OverflowError, TypeError) as exc:  # objects msgpack cannot represent
+            raise FrameError(f"Values that cannot be stored: {exc}") from None
         data = bytes(data)
         if self.dt.kind == "O":
             self._check_readable(data)
