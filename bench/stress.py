@@ -63,7 +63,7 @@ from lakota.utils import settings
 
 SCHEMA = Schema(ts="int*", value="float")
 CONTEXT = multiprocessing.get_context("spawn")
-JOIN_TIMEOUT = 600  # seconds a child may take before the scenario gives up on it
+JOIN_TIMEOUT = 1800  # seconds a child may take before the scenario gives up on it
 OPERATIONS = ("write", "multi", "merge", "defrag", "trim", "gc")
 KILL_MODES = ("before", "inside", "delay")
 
@@ -841,10 +841,11 @@ def run_storage(storage: str, new_uri: Callable[[], str], args: argparse.Namespa
     base = new_uri()  # crash trials use one sub-folder (key prefix) each
     modes = KILL_MODES if storage == "file" else ("before", "delay")
     trials = args.trials if storage == "file" else args.s3_trials
+    gc_rounds = args.gc_rounds if storage == "file" else args.s3_gc_rounds
     scenarios = [
         lambda: concurrent_writers(new_uri(), args.writers, args.commits, storage=storage),
         lambda: registry_churn(new_uri(), args.processes, args.rounds, storage=storage),
-        lambda: gc_while_writing(new_uri(), args.gc_writers, args.gc_rounds, storage=storage),
+        lambda: gc_while_writing(new_uri(), args.gc_writers, gc_rounds, storage=storage),
         lambda: crash_trials(
             lambda n: f"{base}/trial-{n}", crash_plan(trials, modes), args.seed, storage
         ),
@@ -871,6 +872,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=10, help="registry rounds per process")
     parser.add_argument("--gc-writers", type=int, default=3, help="writers while gc runs")
     parser.add_argument("--gc-rounds", type=int, default=50, help="gc runs while writing")
+    parser.add_argument("--s3-gc-rounds", type=int, default=10, help="the same on S3 (slow)")
     parser.add_argument("--trials", type=int, default=120, help="SIGKILL trials on a folder")
     parser.add_argument("--s3-trials", type=int, default=36, help="SIGKILL trials on S3")
     parser.add_argument("--seed", type=int, default=0, help="seed of kill points and delays")
