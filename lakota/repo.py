@@ -22,8 +22,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
-import numpy
-
 from .changelog import zero_hash
 from .collection import Collection
 from .errors import CollectionExistsError, CollectionNotFoundError, InvalidLabelError
@@ -131,7 +129,7 @@ class Repo:
             folder, name = hashed_path(hexdigest(uuid4().bytes))
             new[label] = {"path": f"{folder}/{name}", "schema": schema.dumps()}
         if new:
-            rows = {"label": list(new), "meta": _object_array(list(new.values()))}
+            rows = {"label": list(new), "meta": list(new.values())}
             self.registry.series(namespace).write(rows)
         metas.update(new)  # not read back: the leaf may be another writer's branch now
         found = [self.reify(label, metas[label]) for label in labels]
@@ -159,7 +157,7 @@ class Repo:
         series = self.registry.series(namespace)
         with self.registry.multi():
             series.delete(from_label)
-            series.write({"label": [to_label], "meta": _object_array([meta])})
+            series.write({"label": [to_label], "meta": [meta]})
 
     def archive(self, collection: Collection) -> Collection:
         """The collection's twin in the ``archive`` namespace (created if missing)."""
@@ -354,9 +352,3 @@ def _clean_label(label: Any) -> str:
     if not cleaned or "\x00" in cleaned or not encodable(cleaned):
         raise InvalidLabelError(f"Invalid label: {label!r}")
     return cleaned
-
-
-def _object_array(items: list) -> numpy.ndarray:
-    arr = numpy.empty(len(items), dtype=object)
-    arr[:] = items
-    return arr
