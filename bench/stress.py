@@ -334,6 +334,7 @@ def _registry_worker(uri: str, p: int, rounds: int, go: Any, queue: Any) -> None
 
 ROWS = 300  # rows per frame of the gc scenario: each column gets its own data file
 WRITER_PACE = 0.02  # seconds between two commits of a writer of the gc scenario
+S3_WRITER_PACE = 0.5  # on S3, where GC moves files by copy and delete, one at a time
 
 
 def payload(writer: int, step: int) -> dict:
@@ -376,15 +377,21 @@ class GcFigures:
 
 
 def gc_while_writing(
-    uri: str, writers: int, rounds: int, timeout: float = 2.0, storage: str = "file"
+    uri: str,
+    writers: int,
+    rounds: int,
+    timeout: float = 2.0,
+    storage: str = "file",
+    pace: float = WRITER_PACE,
 ) -> GcFigures:
-    """The gc scenario (see the module docstring) on an empty repository at `uri`."""
+    """The gc scenario (see the module docstring) on an empty repository at `uri`;
+    writers wait `pace` seconds between two commits."""
     figures = GcFigures(storage, writers, rounds, timeout)
     started = time.perf_counter()
     Repo(uri).create_collection(SCHEMA, *[f"w{w}" for w in range(writers)])
     go, stop, queue = CONTEXT.Barrier(writers + 4), CONTEXT.Event(), CONTEXT.Queue()
     procs = [
-        CONTEXT.Process(target=_gc_writer, args=(uri, w, timeout, go, stop, queue))
+        CONTEXT.Process(target=_gc_writer, args=(uri, w, timeout, pace, go, stop, queue))
         for w in range(writers)
     ]
     procs.append(CONTEXT.Process(target=_churner, args=(uri, writers, go, stop, queue)))
@@ -410,7 +417,9 @@ def gc_while_writing(
     return figures
 
 
-def _gc_writer(uri: str, w: int, timeout: float, go: Any, stop: Any, queue: Any) -> None:
+def _gc_writer(
+    uri: str, w: int, timeout: float, pace: float, go: Any, stop: Any, queue: Any
+) -> None:
     """Overwrite series ``w<w>/s`` again and again; trim its history now and then (which
     keeps GC rounds short, and leaves GC files to collect)."""
 
@@ -418,7 +427,7 @@ def _gc_writer(uri: str, w: int, timeout: float, go: Any, stop: Any, queue: Any)
         clct = Repo(uri) / f"w{w}"
         go.wait()
         step = 0
-        while not stop.wait(WRITER_PACE):
+        while not stop.wait(pace):
             (clct / "s").write(payload(w, step))
             step += 1
             if step % 10 == 0:
@@ -842,10 +851,11 @@ def run_storage(storage: str, new_uri: Callable[[], str], args: argparse.Namespa
     modes = KILL_MODES if storage == "file" else ("before", "delay")
     trials = args.trials if storage == "file" else args.s3_trials
     gc_rounds = args.gc_rounds if storage == "file" else args.s3_gc_rounds
+    pace = WRITER_PACE if storage == "file" else S3_WRITER_PACE
     scenarios = [
         lambda: concurrent_writers(new_uri(), args.writers, args.commits, storage=storage),
         lambda: registry_churn(new_uri(), args.processes, args.rounds, storage=storage),
-        lambda: gc_while_writing(new_uri(), args.gc_writers, gc_rounds, storage=storage),
+        lambda: gc_while_writing(new_uri(), args.gc_writers, gc_rounds, storage=storage, pace=pace),
         lambda: crash_trials(
             lambda n: f"{base}/trial-{n}", crash_plan(trials, modes), args.seed, storage
         ),
