@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 import warnings
+from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +21,10 @@ from .commit import Commit, read_digest
 from .errors import InvalidLabelError
 from .schema import Schema
 from .series import KVSeries, Series
-from .utils import digest_path, encodable, logger, pooled_map, settings
+from .utils import Background, digest_path, encodable, logger, pooled_map, settings
 
 if TYPE_CHECKING:
+    from .pod import POD
     from .repo import Repo
 
 __all__ = ["Collection", "Batch"]
@@ -46,13 +48,28 @@ class Batch:
         self.root = root
         self.rows: list[dict] = []
         self.revs: list[Revision] = []
+        self.writes = Background()
+        self._counts: Counter[str] = Counter()
         self._staged: tuple[Commit | None, int, Commit | None] | None = None
 
     def append(self, row: dict) -> None:
         self.rows.append(row)
+        self._counts[row["label"]] += 1
+
+    def pending(self, label: str) -> int:
+        """How many rows of `label` wait in this batch."""
+        return self._counts[label]
+
+    def write_later(self, pod: POD, path: str, data: bytes) -> None:
+        """Write a data file in the background; `flush` waits for it before committing."""
+        self.writes.submit(pod.write, path, data)
 
     def staged(self, base: Commit | None) -> Commit | None:
-        """`base` with the pending rows applied; rows applied before are not redone."""
+        """`base` with the pending rows applied; rows applied before are not redone.
+
+        Waits for the background writes first: the staged rows may be read.
+        """
+        self.writes.wait()
         if self._staged is None or self._staged[0] is not base:
             self._staged = (base, 0, base)
         _, done, commit = self._staged
@@ -62,9 +79,11 @@ class Batch:
 
     def extend(self, *batches: Batch) -> None:
         for batch in batches:
-            self.rows.extend(batch.rows)
+            for row in batch.rows:
+                self.append(row)
 
     def flush(self) -> list[Revision]:
+        self.writes.wait()
         if self.rows:
             self.revs = self.collection.commit_rows(self.rows, root=self.root)
             self.rows = []
@@ -167,6 +186,14 @@ class Collection:
             return self.commit()
         return batch.staged(None if batch.root else self.commit())
 
+    def staged_rows_bound(self, label: str) -> int:
+        """At most how many rows `label` has in `staged()`, found without staging: its
+        rows in the leaf plus two per pending row (a write may split a row in two)."""
+        batch = self.batch
+        base = None if batch is not None and batch.root else self.commit()
+        first, end = base.label_range(label) if base is not None else (0, 0)
+        return end - first + (2 * batch.pending(label) if batch is not None else 0)
+
     def _write_commit(self, commit: Commit, parents: list[str]) -> list[Revision]:
         revisions = self.changelog.commit(commit.encode(), parents=parents)
         if revisions:
@@ -188,6 +215,10 @@ class Collection:
         self._local.batch = batch
         try:
             yield batch
+        except BaseException:
+            with suppress(Exception):  # the block's error matters, not a write's
+                batch.writes.wait()
+            raise
         finally:
             self._local.batch = None
         batch.flush()
@@ -350,9 +381,42 @@ class Collection:
 
 
 def _overlay(schema: Schema, commit: Commit | None, rows: list[dict]) -> Commit | None:
-    """`commit` (None for an empty history) with `rows` applied in order."""
+    """`commit` (None for an empty history) with `rows` applied in order.
+
+    Rows are applied label by label to that label's part of the commit only, and the
+    parts are joined once: a batch writing to many series costs time linear in the size
+    of the commit, not quadratic.
+    """
+    if not rows:
+        return commit
+    by_label: dict[str, list[dict]] = {}
     for row in rows:
-        commit = commit.update(**row) if commit is not None else Commit.one(schema, **row)
+        by_label.setdefault(row["label"], []).append(row)
+    embedded = dict(commit.embedded) if commit is not None else {}
+    parts, done = [], 0
+    for label in sorted(by_label):
+        first, end = commit.label_range(label) if commit is not None else (0, 0)
+        if first > done:
+            parts.append(_bare(commit.slice(done, first)))
+        part = _bare(commit.slice(first, end)) if end > first else None
+        for row in by_label[label]:
+            if part is None and (commit is not None or row is not rows[0]):
+                part = Commit.empty(schema)  # as `update` would: an empty range adds nothing
+            embedded.update(row.get("embedded") or {})
+            row = {**row, "embedded": None}
+            part = part.update(**row) if part is not None else Commit.one(schema, **row)
+        parts.append(part)
+        done = max(done, end)
+    if commit is not None and done < len(commit):
+        parts.append(_bare(commit.slice(done, None)))
+    result = Commit.concat(*parts)
+    result.embedded = embedded
+    return result
+
+
+def _bare(commit: Commit) -> Commit:
+    """`commit` without its embedded map (merged once by `_overlay`)."""
+    commit.embedded = {}
     return commit
 
 

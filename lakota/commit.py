@@ -464,7 +464,8 @@ class Segment:
         self.schema = commit.schema
         self._columns: dict[str, numpy.ndarray] = {}
         self._positions: tuple[int, int] | None = None
-        self._lock = threading.Lock()
+        self._stored_len = 0
+        self._locks: dict[str, threading.Lock] = {}
 
     @property
     def positions(self) -> tuple[int, int]:
@@ -474,6 +475,7 @@ class Segment:
 
             index = Frame(self.schema, {n: self._column(n) for n in self.schema.idx})
             lo, hi = index.slice_index(self.start, self.stop, self.closed)
+            self._stored_len = len(index)
             self._positions = (lo or 0, len(index) if hi is None else hi)
         return self._positions
 
@@ -497,6 +499,25 @@ class Segment:
         lo, hi = self.positions
         return self._column(name)[lo:hi][start_pos:stop_pos]
 
+    def read_into(self, name: str, start: int, stop: int, out: numpy.ndarray) -> None:
+        """Copy visible rows ``[start, stop)`` of column `name` into `out`.
+
+        When those rows are the whole stored array, the data file is decoded straight
+        into `out`: a full read then costs no temporary array and no extra copy.
+        """
+        lo, hi = self.positions
+        first, last = lo + start, lo + stop
+        if name not in self._columns and first == 0 and last == self._stored_len:
+            load_column(
+                self.pod,
+                self.digest[name],
+                self.commit.embedded,
+                self.schema[name].codec,
+                out=out,
+            )
+            return
+        out[...] = self._column(name)[first:last]
+
     @property
     def frame(self):
         from .frame import Frame
@@ -504,7 +525,7 @@ class Segment:
         return Frame(self.schema, {n: self.read(n) for n in self.schema})
 
     def _column(self, name: str) -> numpy.ndarray:
-        with self._lock:
+        with self._locks.setdefault(name, threading.Lock()):
             if name not in self._columns:
                 self._columns[name] = load_column(
                     self.pod, self.digest[name], self.commit.embedded, self.schema[name].codec
@@ -516,9 +537,15 @@ class Segment:
 
 
 def load_column(
-    pod: POD, digest: str, embedded: dict[str, bytes], codec: Codec, verify: bool | None = None
+    pod: POD,
+    digest: str,
+    embedded: dict[str, bytes],
+    codec: Codec,
+    verify: bool | None = None,
+    out: numpy.ndarray | None = None,
 ) -> numpy.ndarray:
-    """The decoded array of a column, checked against its digest.
+    """The decoded array of a column (written into `out` if given), checked against its
+    digest.
 
     A data file that does not decode, or whose content does not match its digest (when
     `verify`, default `settings.verify_digests`), raises `CorruptedDataError` naming its
@@ -526,19 +553,25 @@ def load_column(
     digest of their revision.
     """
     if digest in embedded or digest == EMPTY_DIGEST:
-        return decode_checked(codec, embedded.get(digest, b""), f"embedded array {digest}")
+        return decode_checked(codec, embedded.get(digest, b""), f"embedded array {digest}", out)
     path, data = _read_stored(pod, digest)
-    arr = decode_checked(codec, data, f"data file {path}")
+    arr = decode_checked(codec, data, f"data file {path}", out)
     verify = settings.verify_digests if verify is None else verify
     if verify and not codec.matches(arr, data, digest):
         raise CorruptedDataError(f"Data file {path} does not match its digest {digest}")
     return arr
 
 
-def decode_checked(codec: Codec, data: bytes, source: str) -> numpy.ndarray:
-    """`codec.decode(data)`; any failure means damaged bytes: `CorruptedDataError`."""
+def decode_checked(
+    codec: Codec, data: bytes, source: str, out: numpy.ndarray | None = None
+) -> numpy.ndarray:
+    """`codec.decode(data)`, or into `out`; any failure means damaged bytes:
+    `CorruptedDataError`."""
     try:
-        return codec.decode(data)
+        if out is None:
+            return codec.decode(data)
+        codec.decode_into(data, out)
+        return out
     except Exception as exc:  # codecs raise RuntimeError, ValueError, msgpack errors...
         raise CorruptedDataError(f"Unable to decode {source}: {exc}") from exc
 

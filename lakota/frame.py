@@ -21,6 +21,7 @@ from lakota.utils import Closed, as_tz, floor, pooled_map, pretty_nb
 
 __all__ = ["Frame"]
 
+_TEXT_KINDS = "OUS"
 _DEFAULT_ENV = {"floor": floor, "pretty_nb": pretty_nb, "as-tz": as_tz}
 
 
@@ -71,12 +72,19 @@ class Frame:
         offset: int | None = None,
         select: str | Sequence[str] | None = None,
     ) -> Frame:
-        """Concatenate the visible rows of `segments`; offset and limit count global rows."""
+        """Concatenate the visible rows of `segments`; offset and limit count global rows.
+
+        The index columns of every segment are decoded first, in parallel, to find the
+        visible rows; then every other column is decoded in parallel straight into its
+        place in preallocated output arrays.
+        """
         names = _select_names(list(schema), select)
         offset = offset or 0
         if offset < 0 or (limit is not None and limit < 0):
             raise ValueError("offset and limit must not be negative")
-        tasks = []
+        segments = list(segments)
+        pooled_map(_visible_rows, segments)
+        pieces = []
         for sgm in segments:
             if limit is not None and limit <= 0:
                 break
@@ -88,15 +96,8 @@ class Frame:
             stop = size if limit is None else min(size, start + limit)
             if limit is not None:
                 limit -= stop - start
-            bounds = (start or None, stop if stop < size else None)
-            tasks.extend((sgm, name, bounds) for name in names)
-        if not tasks:
-            return cls._wrap(schema, {n: numpy.empty(0, schema[n].dt) for n in names})
-        arrays = pooled_map(_read_task, tasks) if len(tasks) > 1 else [_read_task(tasks[0])]
-        parts: dict[str, list[numpy.ndarray]] = {name: [] for name in names}
-        for (_, name, _), arr in zip(tasks, arrays):
-            parts[name].append(arr)
-        return cls(schema, {name: _concat(arrs) for name, arrs in parts.items()})
+            pieces.append((sgm, start, stop))
+        return cls(schema, _gather(schema, names, pieces))
 
     @classmethod
     def concat(cls, *frames: Frame) -> Frame | None:
@@ -462,6 +463,8 @@ def _lex_sorted(arrays: list[numpy.ndarray]) -> bool:
     """True if the rows of `arrays` (first array most significant) are non-decreasing."""
     if not arrays or len(arrays[0]) < 2:
         return True
+    if len(arrays) == 1:
+        return bool((arrays[0][1:] >= arrays[0][:-1]).all())
     ok = numpy.ones(len(arrays[0]) - 1, dtype=bool)
     for arr in reversed(arrays):
         prev, nxt = arr[:-1], arr[1:]
@@ -498,9 +501,45 @@ def _select_names(names: list[str], keep: str | Iterable[str] | None) -> list[st
     return [n for n in names if n in keep]
 
 
-def _read_task(task: tuple) -> numpy.ndarray:
-    sgm, name, (start, stop) = task
-    return sgm.read(name, start_pos=start, stop_pos=stop)
+def _visible_rows(segment: Any) -> int:
+    return len(segment)
+
+
+def _gather(schema: Schema, names: list[str], pieces: list[tuple]) -> dict[str, numpy.ndarray]:
+    """Columns `names` of the ``(segment, start, stop)`` pieces, one after the other.
+
+    Fixed-size columns are preallocated and each piece is read into its slice; text
+    columns, whose width varies from piece to piece, are concatenated.
+    """
+    total = sum(stop - start for _, start, stop in pieces)
+    columns, tasks = {}, []
+    for name in names:
+        dt = schema[name].dt
+        if dt.kind in _TEXT_KINDS:
+            columns[name] = []
+            tasks.extend((sgm, name, start, stop, None) for sgm, start, stop in pieces)
+            continue
+        columns[name] = out = numpy.empty(total, dtype=dt)
+        pos = 0
+        for sgm, start, stop in pieces:
+            tasks.append((sgm, name, start, stop, out[pos : pos + stop - start]))
+            pos += stop - start
+    for (_, name, *_), arr in zip(tasks, pooled_map(_read_task, tasks)):
+        if arr is not None:
+            columns[name].append(arr)
+    for name in names:
+        if isinstance(columns[name], list):
+            arrays = columns[name]
+            columns[name] = _concat(arrays) if arrays else numpy.empty(0, schema[name].dt)
+    return columns
+
+
+def _read_task(task: tuple) -> numpy.ndarray | None:
+    sgm, name, start, stop, out = task
+    if out is None:
+        return sgm.read(name, start_pos=start, stop_pos=stop)
+    sgm.read_into(name, start, stop, out)
+    return None
 
 
 def _concat(arrays: list[numpy.ndarray]) -> numpy.ndarray:

@@ -70,8 +70,13 @@ class Series:
         This keeps the number of segments (and so the size of every later commit)
         bounded however many small appends a series receives.
         """
+        if (
+            frame.empty
+            or self.collection.staged_rows_bound(self.label) < settings.append_merge_count
+        ):
+            return frame, start, closed
         commit = self.collection.staged()
-        if commit is None or frame.empty:
+        if commit is None:
             return frame, start, closed
         first, end = commit.label_range(self.label)
         if end == first or not _after(commit.row(end - 1), start, closed):
@@ -150,7 +155,12 @@ class Series:
                 embedded[digest] = data
             else:
                 to_write.append((digest, data))
-        pooled_map(lambda item: self.pod.write(digest_path(item[0]), item[1]), to_write)
+        batch = self.collection.batch
+        if batch is not None:
+            for digest, data in to_write:
+                batch.write_later(self.pod, digest_path(digest), data)
+        else:
+            pooled_map(lambda item: self.pod.write(digest_path(item[0]), item[1]), to_write)
         return {
             "label": self.label,
             "start": start,

@@ -8,6 +8,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -195,6 +196,35 @@ class Pool:
                 future.cancel()
             return
         self.results = [future.result() for future in self._futures]
+
+
+class Background:
+    """Tasks left to run on the shared pool while the caller goes on; `wait()` joins them.
+
+    At most `limit` tasks are pending: submitting more first waits for the oldest, so
+    a fast producer cannot pile up memory. Inside a worker, or when `settings.threaded`
+    is off, tasks run at once. The first error is raised by `submit` or `wait`.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit if limit is not None else 4 * max(1, settings.max_threads)
+        self._pending: deque[Future] = deque()
+
+    def submit(self, fn: Callable, *args: Any) -> None:
+        if not settings.threaded or getattr(_in_worker, "active", False):
+            fn(*args)
+            return
+        while self._pending and (self._pending[0].done() or len(self._pending) >= self.limit):
+            self._pending.popleft().result()
+        self._pending.append(_shared_executor().submit(fn, *args))
+
+    def wait(self) -> None:
+        """Wait for every pending task; raise the first error once all have ended."""
+        pending, self._pending = self._pending, deque()
+        errors = [future.exception() for future in pending]
+        for error in errors:
+            if error is not None:
+                raise error
 
 
 def pooled_map(fn: Callable, items: Iterable, threaded: bool = True) -> list:

@@ -105,6 +105,49 @@ def test_failed_multi_leaves_the_collection_usable(clct):
     assert content(clct, "s") == [(1, 1), (3, 3)]
 
 
+def test_reads_inside_multi_see_files_still_being_written(clct):
+    """Data files of a batch are written in the background; an update reads them."""
+    keys = list(range(5000))  # random values: too large to be embedded
+    values = [((k * 7919) % 10007) / 3 for k in keys]
+    with clct.multi():
+        write(clct, "s", keys, values)
+        (clct / "s").update({"ts": [10, 11], "value": [-1.0, -2.0]})
+        write(clct, "t", keys, values)
+    got = content(clct, "s")
+    assert got[:10] == list(zip(keys[:10], values[:10]))
+    assert got[10:12] == [(10, -1.0), (11, -2.0)]
+    assert got[12:] == list(zip(keys[12:], values[12:]))
+    assert content(clct, "t") == list(zip(keys, values))
+
+
+def test_a_failed_background_write_fails_the_batch(clct, monkeypatch):
+    pod_type = type(clct.pod)
+    real_write = pod_type.write
+
+    def failing_write(self, path, data, force=False):
+        if len(data) > 1000:
+            raise OSError("disk full")
+        return real_write(self, path, data, force=force)
+
+    write(clct, "s", [1])
+    monkeypatch.setattr(pod_type, "write", failing_write)
+    with pytest.raises(OSError, match="disk full"):
+        with clct.multi():
+            write(clct, "s", list(range(2, 5000)), [k / 3 for k in range(2, 5000)])
+    monkeypatch.setattr(pod_type, "write", real_write)
+    assert nb_revisions(clct) == 1
+    assert content(clct, "s") == [(1, 1)]
+
+
+def test_many_series_in_one_batch(clct):
+    with clct.multi():
+        for i in range(300):
+            write(clct, f"s{i:03}", [i, i + 1], [i / 2, i / 3])
+    assert nb_revisions(clct) == 1
+    assert clct.ls() == [f"s{i:03}" for i in range(300)]
+    assert content(clct, "s123") == [(123, 61.5), (124, 41.0)]
+
+
 @CORE
 def test_nested_multi_joins_the_outer_batch(clct):
     """SPEC §6 item 7: a nested multi() deadlocked upstream."""

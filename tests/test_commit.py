@@ -436,3 +436,54 @@ def test_segments_inside_one_row(repo):
     assert (sgm.start_pos, sgm.stop_pos, len(sgm)) == (3, 6, 3)
     assert sgm.read("ts").tolist() == [3, 4, 5]
     assert sgm.read("v", 1, 2).tolist() == [4.0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    base_rows=st.lists(st.tuples(st.sampled_from("abcd"), st.integers(0, 20)), max_size=8),
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from("abcde"),
+            st.integers(0, 20),
+            st.integers(0, 6),
+            st.sampled_from(["b", "l", "r", "n"]),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+)
+def test_batch_overlay_matches_one_update_at_a_time(base_rows, rows):
+    """`_overlay` applies a batch label by label; the result is that of `update` in order."""
+    from lakota.collection import _overlay
+
+    base = None
+    for label, start in base_rows:
+        digests = (f"f{start:039}", "x" * 40)  # 40 characters, like real digests
+        row = Commit.one(SCHEMA, label, (start,), (start + 2,), digests, 3)
+        base = row if base is None else base.update(**base_row(row))
+    batch = [
+        {
+            "label": label,
+            "start": (start,),
+            "stop": (start + width,),
+            "digest": (f"{label}{i:039}", f"e{i:039}"),
+            "length": width + 1,
+            "closed": closed,
+            "embedded": {f"{label}{i:039}": f"v{i}".encode()},
+        }
+        for i, (label, start, width, closed) in enumerate(rows)
+    ]
+    expected = base
+    for row in batch:
+        expected = expected.update(**row) if expected is not None else Commit.one(SCHEMA, **row)
+    result = _overlay(SCHEMA, base, batch)
+    assert result == expected
+    assert result.encode() == expected.encode()
+    for i, row in enumerate(batch):
+        assert result.embedded[row["digest"][0]] == f"v{i}".encode()
+
+
+def base_row(commit: Commit) -> dict:
+    row = commit.at(0)
+    row.pop("embedded", None)
+    return row

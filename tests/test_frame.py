@@ -107,6 +107,10 @@ class FakeSegment:
         self.calls.append((name, start_pos, stop_pos))
         return self.columns[name][start_pos:stop_pos]
 
+    def read_into(self, name, start, stop, out):
+        self.calls.append((name, start, stop))
+        out[...] = self.columns[name][start:stop]
+
 
 def segments():
     schema = Schema(x="int*", y="float")
@@ -144,8 +148,8 @@ def test_from_segments_reads_only_what_is_needed():
     schema, sgms = segments()
     Frame.from_segments(schema, sgms, limit=2, offset=4, select="x")
     assert sgms[0].calls == []
-    assert sgms[1].calls == [("x", 1, None)]
-    assert sgms[2].calls == [("x", None, 1)]
+    assert sgms[1].calls == [("x", 1, 2)]
+    assert sgms[2].calls == [("x", 0, 1)]
 
 
 def test_from_segments_select():

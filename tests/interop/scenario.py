@@ -119,6 +119,11 @@ def write_daily(clct: Any) -> None:
     series.delete(D0 + 20 * DAY, D0 + 24 * DAY)
     series.write({"day": [D0 + 40 * DAY], "value": [numpy.pi]})
     series.update({"day": D0 + numpy.arange(13, 17) * DAY, "value": [0.1, 0.2, 0.3, 0.4]})
+    # Its days compress enough to be embedded in the commit, its values do not
+    rng = numpy.random.default_rng(21)
+    (clct / "long").write(
+        {"day": D0 + numpy.arange(20_000) * DAY, "value": rng.normal(size=20_000)}
+    )
 
 
 def write_numbers(clct: Any) -> None:
