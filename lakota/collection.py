@@ -24,7 +24,6 @@ from .series import KVSeries, Series
 from .utils import Background, digest_path, encodable, logger, pooled_map, settings
 
 if TYPE_CHECKING:
-    from .pod import POD
     from .repo import Repo
 
 __all__ = ["Collection", "Batch"]
@@ -48,7 +47,7 @@ class Batch:
         self.root = root
         self.rows: list[dict] = []
         self.revs: list[Revision] = []
-        self.writes = Background()
+        self.writes = Background()  # data files of the batch, awaited before committing
         self._counts: Counter[str] = Counter()
         self._staged: tuple[Commit | None, int, Commit | None] | None = None
 
@@ -59,10 +58,6 @@ class Batch:
     def pending(self, label: str) -> int:
         """How many rows of `label` wait in this batch."""
         return self._counts[label]
-
-    def write_later(self, pod: POD, path: str, data: bytes) -> None:
-        """Write a data file in the background; `flush` waits for it before committing."""
-        self.writes.submit(pod.write, path, data)
 
     def staged(self, base: Commit | None) -> Commit | None:
         """`base` with the pending rows applied; rows applied before are not redone.

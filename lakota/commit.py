@@ -555,8 +555,8 @@ def load_column(
     if digest in embedded or digest == EMPTY_DIGEST:
         return decode_checked(codec, embedded.get(digest, b""), f"embedded array {digest}", out)
     path, data = _read_stored(pod, digest)
-    arr = decode_checked(codec, data, f"data file {path}", out)
     verify = settings.verify_digests if verify is None else verify
+    arr = decode_checked(codec, data, f"data file {path}", out)
     if verify and not codec.matches(arr, data, digest):
         raise CorruptedDataError(f"Data file {path} does not match its digest {digest}")
     return arr

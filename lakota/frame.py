@@ -83,7 +83,8 @@ class Frame:
         if offset < 0 or (limit is not None and limit < 0):
             raise ValueError("offset and limit must not be negative")
         segments = list(segments)
-        pooled_map(_visible_rows, segments)
+        cpu = _cpu_bound(segments)
+        pooled_map(_visible_rows, segments, cpu=cpu)
         pieces = []
         for sgm in segments:
             if limit is not None and limit <= 0:
@@ -97,7 +98,7 @@ class Frame:
             if limit is not None:
                 limit -= stop - start
             pieces.append((sgm, start, stop))
-        return cls(schema, _gather(schema, names, pieces))
+        return cls(schema, _gather(schema, names, pieces, cpu))
 
     @classmethod
     def concat(cls, *frames: Frame) -> Frame | None:
@@ -505,7 +506,14 @@ def _visible_rows(segment: Any) -> int:
     return len(segment)
 
 
-def _gather(schema: Schema, names: list[str], pieces: list[tuple]) -> dict[str, numpy.ndarray]:
+def _cpu_bound(segments: list[Any]) -> bool:
+    """True if reading these segments is bound by the CPU: all on local storage."""
+    return all(getattr(getattr(sgm, "pod", None), "cpu_bound_reads", False) for sgm in segments)
+
+
+def _gather(
+    schema: Schema, names: list[str], pieces: list[tuple], cpu: bool = False
+) -> dict[str, numpy.ndarray]:
     """Columns `names` of the ``(segment, start, stop)`` pieces, one after the other.
 
     Fixed-size columns are preallocated and each piece is read into its slice; text
@@ -524,7 +532,7 @@ def _gather(schema: Schema, names: list[str], pieces: list[tuple]) -> dict[str, 
         for sgm, start, stop in pieces:
             tasks.append((sgm, name, start, stop, out[pos : pos + stop - start]))
             pos += stop - start
-    for (_, name, *_), arr in zip(tasks, pooled_map(_read_task, tasks)):
+    for (_, name, *_), arr in zip(tasks, pooled_map(_read_task, tasks, cpu=cpu)):
         if arr is not None:
             columns[name].append(arr)
     for name in names:

@@ -7,7 +7,9 @@ range and shows the new rows instead; data outside the range stays.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import datetime
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import numpy
@@ -16,7 +18,7 @@ from .commit import Commit, Segment
 from .errors import EmptyFrameError, FrameError
 from .frame import Frame
 from .schema import as_column_mapping
-from .utils import Closed, digest_path, pooled_map, settings
+from .utils import Background, Closed, digest_path, pooled_imap, settings
 
 if TYPE_CHECKING:
     from .collection import Collection
@@ -60,8 +62,16 @@ class Series:
         with self.collection.writing():
             if not root:
                 frame, start, closed = self._absorb_small_tail(frame, start, closed)
-            pages = list(_pages(frame, start, stop, closed))
-            rows = pooled_map(lambda page: self.stage(*page), pages)
+            batch = self.collection.batch
+            writes = batch.writes if batch is not None else Background()
+            try:
+                rows = self.stage_pages(list(_pages(frame, start, stop, closed)), writes)
+                if batch is None:
+                    writes.wait()
+            except BaseException:
+                with suppress(Exception):  # the first error matters, not the later ones
+                    writes.wait()
+                raise
             return self.collection.apply(rows, root=root)
 
     def _absorb_small_tail(self, frame: Frame, start: tuple, closed: Closed) -> tuple:
@@ -143,33 +153,48 @@ class Series:
 
         Low level: nothing is committed; `Commit.update` or a batch takes the row.
         """
+        writes = Background()
+        try:
+            return self.stage_pages([(frame, start, stop, closed)], writes)[0]
+        finally:
+            writes.wait()
+
+    def stage_pages(self, pages: list[tuple], writes: Background) -> list[dict]:
+        """`stage` for several ``(frame, start, stop, closed)`` pages at once.
+
+        Columns are encoded in parallel on the cores; each data file is handed to
+        `writes` as soon as it is encoded, so storage works while encoding goes on. The
+        caller waits for `writes` before committing the rows.
+        """
         names = list(self.schema)
-        encoded = pooled_map(
-            lambda name: self.schema[name].codec.encode(frame[name], with_digest=True),
-            names,
-            threaded=len(frame) >= _PARALLEL_ROWS,
+        jobs = [(frame, name) for frame, *_ in pages for name in names]
+        encoded = pooled_imap(
+            lambda job: self.schema[job[1]].codec.encode(job[0][job[1]], with_digest=True),
+            jobs,
+            threaded=sum(len(frame) for frame, *_ in pages) >= _PARALLEL_ROWS,
+            cpu=True,
         )
-        embedded, to_write = {}, []
-        for data, digest in encoded:
-            if len(data) < settings.embed_max_size:
-                embedded[digest] = data
-            else:
-                to_write.append((digest, data))
-        batch = self.collection.batch
-        if batch is not None:
-            for digest, data in to_write:
-                batch.write_later(self.pod, digest_path(digest), data)
-        else:
-            pooled_map(lambda item: self.pod.write(digest_path(item[0]), item[1]), to_write)
-        return {
-            "label": self.label,
-            "start": start,
-            "stop": stop,
-            "digest": tuple(digest for _, digest in encoded),
-            "length": len(frame),
-            "closed": closed,
-            "embedded": embedded,
-        }
+        rows = []
+        for frame, start, stop, closed in pages:
+            embedded, digests = {}, []
+            for data, digest in islice(encoded, len(names)):
+                digests.append(digest)
+                if len(data) < settings.embed_max_size:
+                    embedded[digest] = data
+                else:
+                    writes.submit(self.pod.write, digest_path(digest), data)
+            rows.append(
+                {
+                    "label": self.label,
+                    "start": start,
+                    "stop": stop,
+                    "digest": tuple(digests),
+                    "length": len(frame),
+                    "closed": closed,
+                    "embedded": embedded,
+                }
+            )
+        return rows
 
     def delete(
         self, start: Bound = None, stop: Bound = None, closed: Closed | str = "b", root=False

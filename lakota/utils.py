@@ -137,21 +137,24 @@ class Closed(enum.Flag):
         return Closed((self.value & 2) | (1 if included else 0))
 
 
-_executor: ThreadPoolExecutor | None = None
+_executors: dict[str, ThreadPoolExecutor] = {}
 _executor_lock = threading.Lock()
 _in_worker = threading.local()
 
 
-def _shared_executor() -> ThreadPoolExecutor:
-    global _executor
+def _shared_executor(cpu: bool = False) -> ThreadPoolExecutor:
+    """The pool for storage calls (`settings.max_threads` threads, for the waits of
+    remote storage), or with `cpu`, the one for computing (a thread per core)."""
+    kind = "cpu" if cpu else "io"
     with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(
-                max_workers=max(1, settings.max_threads),
-                thread_name_prefix="lakota",
+        if kind not in _executors:
+            workers = cpu_width() if cpu else settings.max_threads
+            _executors[kind] = ThreadPoolExecutor(
+                max_workers=max(1, workers),
+                thread_name_prefix=f"lakota-{kind}",
                 initializer=_mark_worker,
             )
-        return _executor
+        return _executors[kind]
 
 
 def _mark_worker() -> None:
@@ -159,43 +162,11 @@ def _mark_worker() -> None:
 
 
 def _reset_executor_after_fork() -> None:
-    global _executor
-    _executor = None
+    _executors.clear()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_executor_after_fork)
-
-
-class Pool:
-    """Run tasks on the one shared thread pool and collect results in submission order.
-
-    Inside a pool worker, or when `settings.threaded` is off, tasks run inline: nested
-    pools therefore never wait on a worker that waits on them.
-    """
-
-    def __init__(self) -> None:
-        self.inline = not settings.threaded or getattr(_in_worker, "active", False)
-        self._futures: list[Future] = []
-        self.results: list[Any] = []
-
-    def __enter__(self) -> Pool:
-        return self
-
-    def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> None:
-        if self.inline:
-            self.results.append(fn(*args, **kwargs))
-        else:
-            self._futures.append(_shared_executor().submit(fn, *args, **kwargs))
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if self.inline:
-            return
-        if exc_type is not None:
-            for future in self._futures:
-                future.cancel()
-            return
-        self.results = [future.result() for future in self._futures]
 
 
 class Background:
@@ -227,19 +198,40 @@ class Background:
                 raise error
 
 
-def pooled_map(fn: Callable, items: Iterable, threaded: bool = True) -> list:
-    """`[fn(item) for item in items]`, run on the shared pool.
+def pooled_map(fn: Callable, items: Iterable, threaded: bool = True, cpu: bool = False) -> list:
+    """`[fn(item) for item in items]`, run on a shared pool; see `pooled_imap`."""
+    return list(pooled_imap(fn, items, threaded, cpu))
 
-    With `threaded` false, or a single item, it runs inline: handing tiny tasks to
-    threads costs more than it saves.
+
+def pooled_imap(
+    fn: Callable, items: Iterable, threaded: bool = True, cpu: bool = False
+) -> Iterator:
+    """`fn(item)` for each item, run on a shared pool and yielded in order as they end
+    (with `cpu`, the pool sized to the cores, for work bound by computing rather than
+    by storage).
+
+    With `threaded` false, a single item, or inside a pool worker (a nested map must
+    never wait on workers that wait on it), it runs inline. On the first error, or
+    when the caller stops iterating, the tasks not started yet are cancelled.
     """
     items = list(items)
-    if not threaded or len(items) < 2:
-        return [fn(item) for item in items]
-    with Pool() as pool:
-        for item in items:
-            pool.submit(fn, item)
-    return pool.results
+    inline = not settings.threaded or getattr(_in_worker, "active", False)
+    if inline or len(items) < 2:
+        yield from (fn(item) for item in items)
+        return
+    executor = _shared_executor(cpu)
+    futures = [executor.submit(fn, item) for item in items]
+    try:
+        for future in futures:
+            yield future.result()
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+def cpu_width() -> int:
+    """How many CPU-bound tasks are worth running at once."""
+    return os.cpu_count() or 1
 
 
 def strpt(value: str | datetime | None) -> datetime | None:

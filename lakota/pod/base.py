@@ -65,6 +65,10 @@ class POD(ABC):
     protocol: str
     path: PurePath
 
+    # Reads are bound by the CPU (decoding, hashing) rather than by waiting on storage:
+    # they run on the pool sized to the cores. Remote backends wait, and keep it False.
+    cpu_bound_reads = False
+
     @staticmethod
     def from_uri(uri: PathLike | list | tuple | None = None, **kwargs: Any) -> POD:
         """Build a POD from a URI, a plain path or a list of them (a chain of caches).

@@ -25,6 +25,10 @@ class CachePOD(POD):
         """The remote's root path."""
         return self.remote.path
 
+    @property
+    def cpu_bound_reads(self) -> bool:
+        return self.remote.cpu_bound_reads
+
     def __repr__(self) -> str:
         return f"CachePOD(local={self.local!r}, remote={self.remote!r})"
 

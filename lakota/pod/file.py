@@ -27,6 +27,7 @@ class FilePOD(POD):
     """A POD stored in a local folder (``~`` is expanded); the folder need not exist yet."""
 
     protocol = "file"
+    cpu_bound_reads = True
 
     def __init__(self, path: PathLike) -> None:
         self.path = Path(path).expanduser()

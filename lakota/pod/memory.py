@@ -159,6 +159,7 @@ class MemPOD(POD):
     """A POD kept in memory; all sub-PODs made with `cd` share the same `MemStore`."""
 
     protocol = "memory"
+    cpu_bound_reads = True
 
     def __init__(
         self, path: PathLike = ".", store: MemStore | None = None, lru_size: int | None = None
