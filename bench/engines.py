@@ -158,6 +158,23 @@ class LakotaEngine(Engine):
         return self._columns(self._series(group, name).frame(before=token))
 
 
+class LeanLakotaEngine(LakotaEngine):
+    """This project without its safety costs: no fsync, no digest check on reads.
+
+    Shown next to `lakota` to measure what durability and verification cost; the
+    targets are judged on `lakota`, with its defaults.
+    """
+
+    name = "lakota-lean"
+
+    def __init__(self, path: Path) -> None:
+        from lakota.utils import settings
+
+        settings.fsync = False
+        settings.verify_digests = False
+        super().__init__(path)
+
+
 class ArcticEngine(Engine):
     """ArcticDB on LMDB: one library per group, one symbol per series, default options."""
 
@@ -391,6 +408,7 @@ class NpyEngine(PartsEngine):
 
 ENGINES: dict[str, type[Engine]] = {
     "lakota": LakotaEngine,
+    "lakota-lean": LeanLakotaEngine,
     "lakota071": LakotaEngine,
     "arcticdb": ArcticEngine,
     "parquet": ParquetEngine,

@@ -21,6 +21,7 @@ STAMP = ".bench-stamp"
 NUMPY = "numpy==2.4.6"
 REQUIREMENTS: dict[str, list[str]] = {
     "lakota": ["-e", str(ROOT)],
+    "lakota-lean": ["-e", str(ROOT)],
     "lakota071": ["lakota==0.7.1"],
     "arcticdb": ["arcticdb==6.28.2"],
     "parquet": ["pyarrow==26.0.1"],
@@ -39,7 +40,7 @@ def _wanted(engine: str) -> str:
         "python": sys.version,
         "requirements": [NUMPY, *REQUIREMENTS[engine]],
     }
-    if engine == "lakota":
+    if REQUIREMENTS[engine][:1] == ["-e"]:
         wanted["pyproject"] = hashlib.sha1((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     return json.dumps(wanted, sort_keys=True)
 

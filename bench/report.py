@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SUBJECT = "lakota"
-ORDER = ("lakota", "lakota071", "arcticdb", "parquet", "npy")
+ORDER = ("lakota", "lakota-lean", "lakota071", "arcticdb", "parquet", "npy")
 
 
 @dataclass(frozen=True)

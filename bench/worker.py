@@ -37,7 +37,7 @@ def lakota_source(engine: str) -> str:
 
     path = Path(lakota.__file__).resolve()
     in_tree = path.parent == ROOT / "lakota"
-    if engine == "lakota" and not in_tree:
+    if engine in ("lakota", "lakota-lean") and not in_tree:
         raise RuntimeError(f"engine lakota must import the working tree, not {path}")
     if engine == "lakota071" and (in_tree or lakota.__version__ != "0.7.1"):
         raise RuntimeError(f"engine lakota071 must import lakota 0.7.1 from PyPI, not {path}")

@@ -10,6 +10,7 @@ Results are medians of the samples; the driver (`run.py`) compares them across e
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 import statistics
 import sys
@@ -142,15 +143,28 @@ def _fresh_store(ctx: Context, name: str) -> Path:
 
 
 def _write_rounds(ctx: Context, prefix: str, group: str, write: Callable) -> tuple[list, Path]:
-    """Time `write(engine)` once per round, each into a new store; keep the last store."""
-    samples, store = [], None
+    """Time `write(engine)` once per round, each into a new store; keep the last store.
+
+    The stores of earlier rounds are deleted only after the last round, and the file
+    system is flushed before each round: otherwise a round would pay for the writeback
+    (and, on a file system mounted with ``discard``, the trimming) of the previous one,
+    which costs most to the engines that write many files.
+    """
+    samples, stores = [], []
     for number in range(ctx.rounds):
-        if store is not None:
-            shutil.rmtree(store)
-        store = _fresh_store(ctx, f"{prefix}-{number}")
-        with ctx.handle(store, group, create=True) as engine:
+        stores.append(_fresh_store(ctx, f"{prefix}-{number}"))
+        settle()
+        with ctx.handle(stores[-1], group, create=True) as engine:
             samples.append(write(engine))
-    return samples, store
+    for store in stores[:-1]:
+        shutil.rmtree(store)
+    return samples, stores[-1]
+
+
+def settle() -> None:
+    """Flush every file system, so that no earlier write is flushed during a timed call."""
+    if hasattr(os, "sync"):
+        os.sync()
 
 
 def _read_rounds(ctx: Context, store: Path, group: str, count: int, read: Callable) -> list:
@@ -213,6 +227,7 @@ def appends(ctx: Context) -> None:
     ctx.appended = []
     last = ctx.bulk[INDEX][-1]
     samples = []
+    settle()
     with ctx.handle(ctx.main_store, MAIN) as engine:
         ctx.before_appends = engine.mark(MAIN, SERIES)
         for number in range(ctx.sizes.appends):
@@ -332,11 +347,13 @@ def long_history(ctx: Context, budget: float = DEFAULT_BUDGET) -> None:
         engine.write(HISTORY, SERIES, history.chunk(sizes.append_rows))
         history.grow(sizes.short_history, float("inf"), ctx.log)
         short = history.revisions
+        settle()
         samples = history.measure(sizes.history_samples, sizes.append_rows)
         ctx.record("append_after_short", samples, note=f"after {short} revisions")
         began = time.monotonic()
         grown = history.grow(sizes.long_history, began + budget, ctx.log)
         built, reached = time.monotonic() - began, history.revisions
+        settle()
         samples = history.measure(sizes.history_samples, sizes.append_rows)
     partial = reached < sizes.long_history
     note = f"after {reached} revisions"

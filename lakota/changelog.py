@@ -167,12 +167,16 @@ class Changelog:
         With `before`, only the revisions written strictly before that time are kept,
         and leaves are recomputed among them: the log as it was at that time.
         """
-        if self._stale or self._log is None:
-            self._update()
+        self._ensure_log()
         if before is None:
             return list(self._log)
         cutoff = _as_hextime(before)
         return self._walk([r for r in self._log if r.epoch < cutoff])
+
+    def _ensure_log(self) -> None:
+        """Bring the cached log up to date when it may be stale."""
+        if self._stale or self._log is None:
+            self._update()
 
     def _revisions(self, names: set[str]) -> list[Revision]:
         revisions = []
@@ -207,7 +211,12 @@ class Changelog:
 
     def leaf(self, before: str | datetime | None = None) -> Revision | None:
         """The revision reads and writes start from: the last leaf in log order."""
-        for rev in reversed(self.log(before)):
+        if before is None:
+            self._ensure_log()
+            revisions = self._log
+        else:
+            revisions = self.log(before)
+        for rev in reversed(revisions):
             if rev.is_leaf:
                 return rev
         return None

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,15 @@ from .commit import Commit, read_digest
 from .errors import InvalidLabelError
 from .schema import Schema
 from .series import KVSeries, Series
-from .utils import Background, digest_path, encodable, logger, pooled_map, settings
+from .utils import (
+    Background,
+    compute_later,
+    digest_path,
+    encodable,
+    logger,
+    pooled_map,
+    settings,
+)
 
 if TYPE_CHECKING:
     from .repo import Repo
@@ -40,14 +49,23 @@ def _commit_lock(collection: Collection) -> threading.RLock:
 
 
 class Batch:
-    """Rows collected by `Collection.multi()`, committed as one revision by `flush()`."""
+    """Rows collected by `Collection.multi()`, committed as one revision by `flush()`.
+
+    Pages of numeric series are staged (encoded, hashed) on the cores while the caller
+    goes on, and their data files are written in the background: a batch of many small
+    writes keeps every core and the storage busy. Reading the staged rows, or
+    committing them, first waits for all of that.
+    """
+
+    STAGING_LIMIT = 64  # pages staged ahead at most: bounds the memory of their copies
 
     def __init__(self, collection: Collection, root: bool = False) -> None:
         self.collection = collection
         self.root = root
-        self.rows: list[dict] = []
+        self.rows: list[dict | Future] = []  # a future gives the rows of staged pages
         self.revs: list[Revision] = []
         self.writes = Background()  # data files of the batch, awaited before committing
+        self._staging: deque[Future] = deque()
         self._counts: Counter[str] = Counter()
         self._staged: tuple[Commit | None, int, Commit | None] | None = None
 
@@ -55,16 +73,39 @@ class Batch:
         self.rows.append(row)
         self._counts[row["label"]] += 1
 
+    def stage_later(self, series: Series, pages: list[tuple]) -> None:
+        """Stage `pages` of `series` on the cores; their rows join the batch in order."""
+        while len(self._staging) >= self.STAGING_LIMIT:
+            self._staging.popleft().exception()
+        while self._staging and self._staging[0].done():
+            self._staging.popleft()
+        owned = [(frame.copy(), *bounds) for frame, *bounds in pages]  # callers may reuse buffers
+        future = compute_later(series.stage_pages, owned, self.writes)
+        self._staging.append(future)
+        self.rows.append(future)
+        self._counts[series.label] += len(pages)
+
     def pending(self, label: str) -> int:
         """How many rows of `label` wait in this batch."""
         return self._counts[label]
 
-    def staged(self, base: Commit | None) -> Commit | None:
-        """`base` with the pending rows applied; rows applied before are not redone.
-
-        Waits for the background writes first: the staged rows may be read.
-        """
+    def settle(self) -> None:
+        """Wait for the staging and the writes; rows from futures become plain rows.
+        Raise the first error once everything has ended."""
+        errors = [item.exception() for item in self.rows if isinstance(item, Future)]
+        self._staging.clear()
         self.writes.wait()
+        for error in errors:
+            if error is not None:
+                raise error
+        rows: list[dict | Future] = []
+        for item in self.rows:
+            rows.extend(item.result() if isinstance(item, Future) else [item])
+        self.rows = rows
+
+    def staged(self, base: Commit | None) -> Commit | None:
+        """`base` with the pending rows applied; rows applied before are not redone."""
+        self.settle()
         if self._staged is None or self._staged[0] is not base:
             self._staged = (base, 0, base)
         _, done, commit = self._staged
@@ -72,13 +113,8 @@ class Batch:
         self._staged = (base, len(self.rows), commit)
         return commit
 
-    def extend(self, *batches: Batch) -> None:
-        for batch in batches:
-            for row in batch.rows:
-                self.append(row)
-
     def flush(self) -> list[Revision]:
-        self.writes.wait()
+        self.settle()
         if self.rows:
             self.revs = self.collection.commit_rows(self.rows, root=self.root)
             self.rows = []
@@ -212,7 +248,7 @@ class Collection:
             yield batch
         except BaseException:
             with suppress(Exception):  # the block's error matters, not a write's
-                batch.writes.wait()
+                batch.settle()
             raise
         finally:
             self._local.batch = None

@@ -194,6 +194,10 @@ class Frame:
                 order = order[numpy.argsort(arr[order], kind="stable")]
             return order
 
+    def copy(self) -> Frame:
+        """A frame with its own copy of every column."""
+        return self._derive({name: arr.copy() for name, arr in self.columns.items()})
+
     def is_sorted(self) -> bool:
         """True if the rows are non-decreasing over the index columns (lexicographic)."""
         return _lex_sorted([self.columns[name] for name in self.schema.idx])

@@ -557,6 +557,12 @@ class Schema:
         names = self.columns if full else self.idx
         return tuple(columns[name][pos] for name in names)
 
+    @property
+    def numeric(self) -> bool:
+        """True if every column holds fixed-size numbers, dates or booleans (no text or
+        objects): encoding such columns cannot fail."""
+        return all(col.dt.kind not in _TEXT_KINDS for col in self.columns.values())
+
     def __iter__(self) -> Iterator[str]:
         return iter(self.columns)
 

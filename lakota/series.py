@@ -62,10 +62,14 @@ class Series:
         with self.collection.writing():
             if not root:
                 frame, start, closed = self._absorb_small_tail(frame, start, closed)
+            pages = list(_pages(frame, start, stop, closed))
             batch = self.collection.batch
+            if batch is not None and self.schema.numeric:
+                batch.stage_later(self, pages)  # encoding numbers cannot fail
+                return None
             writes = batch.writes if batch is not None else Background()
             try:
-                rows = self.stage_pages(list(_pages(frame, start, stop, closed)), writes)
+                rows = self.stage_pages(pages, writes)
                 if batch is None:
                     writes.wait()
             except BaseException:

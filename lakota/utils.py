@@ -153,12 +153,31 @@ def _shared_executor(cpu: bool = False) -> ThreadPoolExecutor:
                 max_workers=max(1, workers),
                 thread_name_prefix=f"lakota-{kind}",
                 initializer=_mark_worker,
+                initargs=(kind,),
             )
         return _executors[kind]
 
 
-def _mark_worker() -> None:
-    _in_worker.active = True
+def _mark_worker(kind: str) -> None:
+    _in_worker.kind = kind
+
+
+def _worker_kind() -> str | None:
+    """Which shared pool runs the current thread ("io", "cpu"), or None."""
+    return getattr(_in_worker, "kind", None)
+
+
+def compute_later(fn: Callable, *args: Any) -> Future:
+    """`fn(*args)` on the pool sized to the cores; its future. It runs at once (the
+    future is already done) when `settings.threaded` is off or inside a worker."""
+    if settings.threaded and _worker_kind() is None:
+        return _shared_executor(cpu=True).submit(fn, *args)
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
 
 
 def _reset_executor_after_fork() -> None:
@@ -170,28 +189,40 @@ if hasattr(os, "register_at_fork"):
 
 
 class Background:
-    """Tasks left to run on the shared pool while the caller goes on; `wait()` joins them.
+    """Storage calls left to run on the shared pool while the caller goes on; `wait()`
+    joins them. Threads may submit concurrently.
 
     At most `limit` tasks are pending: submitting more first waits for the oldest, so
-    a fast producer cannot pile up memory. Inside a worker, or when `settings.threaded`
-    is off, tasks run at once. The first error is raised by `submit` or `wait`.
+    a fast producer cannot pile up memory. Inside a storage worker (which must never
+    wait on its own pool), or when `settings.threaded` is off, tasks run at once. The
+    first error is raised by `submit` or `wait`.
     """
 
     def __init__(self, limit: int | None = None) -> None:
         self.limit = limit if limit is not None else 4 * max(1, settings.max_threads)
         self._pending: deque[Future] = deque()
+        self._lock = threading.Lock()
 
     def submit(self, fn: Callable, *args: Any) -> None:
-        if not settings.threaded or getattr(_in_worker, "active", False):
+        if not settings.threaded or _worker_kind() == "io":
             fn(*args)
             return
-        while self._pending and (self._pending[0].done() or len(self._pending) >= self.limit):
-            self._pending.popleft().result()
-        self._pending.append(_shared_executor().submit(fn, *args))
+        while (oldest := self._oldest_to_wait()) is not None:
+            oldest.result()
+        future = _shared_executor().submit(fn, *args)
+        with self._lock:
+            self._pending.append(future)
+
+    def _oldest_to_wait(self) -> Future | None:
+        with self._lock:
+            if self._pending and (self._pending[0].done() or len(self._pending) >= self.limit):
+                return self._pending.popleft()
+        return None
 
     def wait(self) -> None:
         """Wait for every pending task; raise the first error once all have ended."""
-        pending, self._pending = self._pending, deque()
+        with self._lock:
+            pending, self._pending = self._pending, deque()
         errors = [future.exception() for future in pending]
         for error in errors:
             if error is not None:
@@ -215,7 +246,7 @@ def pooled_imap(
     when the caller stops iterating, the tasks not started yet are cancelled.
     """
     items = list(items)
-    inline = not settings.threaded or getattr(_in_worker, "active", False)
+    inline = not (threaded and settings.threaded) or _worker_kind() is not None
     if inline or len(items) < 2:
         yield from (fn(item) for item in items)
         return

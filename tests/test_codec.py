@@ -196,3 +196,15 @@ def test_load_column_into_an_output(big):
     got = load_column(repo.pod, segment.digest["value"], {}, Codec("f8"), out=out)
     assert got is out
     assert numpy.array_equal(out, data["value"][1000:2000])
+
+
+@pytest.mark.parametrize(
+    "columns, numeric",
+    [
+        ({"ts": "timestamp*", "value": "float", "flag": "bool", "day": "date"}, True),
+        ({"ts": "timestamp*", "name": "str"}, False),
+        ({"key": "int*", "meta": "O"}, False),
+    ],
+)
+def test_schema_tells_whether_every_column_is_numeric(columns, numeric):
+    assert Schema(**columns).numeric is numeric

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 
+import numpy
 import pytest
 from conftest import CORE_KINDS, check_invariants
 
 from lakota import Schema
 from lakota.changelog import phi
 from lakota.errors import InvalidLabelError
+from lakota.schema import Codec
 from lakota.series import KVSeries, Series
 from lakota.utils import settings
 
@@ -137,6 +139,59 @@ def test_a_failed_background_write_fails_the_batch(clct, monkeypatch):
     monkeypatch.setattr(pod_type, "write", real_write)
     assert nb_revisions(clct) == 1
     assert content(clct, "s") == [(1, 1)]
+
+
+def test_buffers_reused_after_a_write_in_a_batch_do_not_change_it(clct):
+    """Numeric pages are staged after `write` returns: they must not see later changes."""
+    keys = numpy.arange(3000)
+    values = numpy.zeros(3000)
+    with clct.multi():
+        for label in ("a", "b", "c"):
+            values[:] = ord(label)
+            write(clct, label, keys, values)
+        values[:] = -1
+    for label in ("a", "b", "c"):
+        assert {value for _, value in content(clct, label)} == {float(ord(label))}
+
+
+def test_a_failed_staging_in_a_batch_commits_nothing(clct, monkeypatch):
+    write(clct, "s", [1])
+    real_encode = Codec.encode
+
+    def failing_encode(self, arr, with_digest=False):
+        if len(arr) == 2000:
+            raise MemoryError("no room")
+        return real_encode(self, arr, with_digest=with_digest)
+
+    monkeypatch.setattr(Codec, "encode", failing_encode)
+    with pytest.raises(MemoryError, match="no room"):
+        with clct.multi():
+            write(clct, "t", list(range(10)))
+            write(clct, "u", list(range(2000)))
+            write(clct, "v", list(range(10)))
+    monkeypatch.setattr(Codec, "encode", real_encode)
+    assert clct.batch is None
+    assert nb_revisions(clct) == 1
+    assert clct.ls() == ["s"]
+    assert write(clct, "t", [5])
+    assert content(clct, "t") == [(5, 5)]
+
+
+@pytest.mark.parametrize("threaded", [True, False])
+def test_batches_give_the_same_commit_with_or_without_threads(repo, monkeypatch, threaded):
+    monkeypatch.setattr(settings, "threaded", threaded)
+    clct = repo.create_collection(SCHEMA, "clct")
+    with clct.multi():
+        for i in range(50):
+            write(clct, f"s{i % 7}", list(range(i * 10, i * 10 + 300)), [i] * 300)
+    clct.refresh()
+    rows = {label: content(clct, label) for label in clct.ls()}
+    expected = {}
+    for i in range(50):
+        label = f"s{i % 7}"
+        kept = [r for r in expected.get(label, []) if not i * 10 <= r[0] < i * 10 + 300]
+        expected[label] = sorted(kept + [(k, float(i)) for k in range(i * 10, i * 10 + 300)])
+    assert rows == expected
 
 
 def test_many_series_in_one_batch(clct):

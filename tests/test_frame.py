@@ -658,3 +658,12 @@ def test_reduce_presorted_multiple_keys():
 
 def test_repr(frm):
     assert "5 rows" in repr(frm)
+
+
+def test_copy_owns_its_columns():
+    source = {"x": numpy.arange(3), "y": numpy.array([0.5, 1.5, 2.5])}
+    frame = Frame(Schema(x="int*", y="float"), source)
+    copied = frame.copy()
+    source["y"][:] = 0
+    assert copied["y"].tolist() == [0.5, 1.5, 2.5]
+    assert copied.schema == frame.schema and list(copied) == ["x", "y"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import errno
 import os
@@ -75,21 +76,20 @@ class FilePOD(POD):
         return self._abs(parts).read_bytes()
 
     def _write(self, parts: Parts, data: bytes, force: bool) -> int | None:
-        path = self._abs(parts)
-        if path.is_dir():
-            raise path_error(errno.EISDIR, str(path))
-        if not force and path.exists():
+        path = os.path.join(self.path, *parts)
+        if os.path.isdir(path):
+            raise path_error(errno.EISDIR, path)
+        if not force and os.path.lexists(path):
             return None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _stage(path.parent, data)
+        tmp = _stage(os.path.dirname(path), data)
+        if force:
+            os.replace(tmp, path)
+            return len(data)
         try:
-            if force:
-                os.replace(tmp, path)
-            elif not _publish_new(tmp, path):
-                return None
+            return len(data) if _publish_new(tmp, path) else None
         finally:
-            tmp.unlink(missing_ok=True)
-        return len(data)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
     def _isdir(self, parts: Parts) -> bool:
         return self._abs(parts).is_dir()
@@ -135,10 +135,16 @@ def _unlink_older(path: Path, deadline: float) -> bool:
     return True
 
 
-def _stage(folder: Path, data: bytes) -> Path:
-    """Write `data` durably to a new temporary file in `folder` (created with the umask)."""
-    tmp = folder / f"{TMP_PREFIX}{uuid.uuid4().hex}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+def _stage(folder: str, data: bytes) -> str:
+    """Write `data` durably to a new temporary file in `folder` (created with the umask,
+    like the folder itself if missing)."""
+    tmp = os.path.join(folder, f"{TMP_PREFIX}{uuid.uuid4().hex}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        fd = os.open(tmp, flags, 0o666)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(tmp, flags, 0o666)
     try:
         with open(fd, "wb") as stream:
             stream.write(data)
@@ -146,12 +152,13 @@ def _stage(folder: Path, data: bytes) -> Path:
             if settings.fsync:
                 os.fsync(stream.fileno())
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
     return tmp
 
 
-def _publish_new(tmp: Path, path: Path) -> bool:
+def _publish_new(tmp: str, path: str) -> bool:
     """Give `tmp`'s content the name `path` unless it exists; False if it did.
 
     A hard link fails atomically when the target exists, so concurrent writers of the
@@ -165,7 +172,7 @@ def _publish_new(tmp: Path, path: Path) -> bool:
     except OSError as exc:
         if exc.errno not in _NO_HARD_LINKS:
             raise
-        if path.exists():
+        if os.path.lexists(path):
             return False
         os.replace(tmp, path)
     return True
