@@ -416,7 +416,8 @@ def _overlay(schema: Schema, commit: Commit | None, rows: list[dict]) -> Commit 
 
     Rows are applied label by label to that label's part of the commit only, and the
     parts are joined once: a batch writing to many series costs time linear in the size
-    of the commit, not quadratic.
+    of the commit, not quadratic. Only the embedded arrays still referenced are kept, so
+    a long history of small writes does not pile them up in memory.
     """
     if not rows:
         return commit
@@ -441,7 +442,9 @@ def _overlay(schema: Schema, commit: Commit | None, rows: list[dict]) -> Commit 
     if commit is not None and done < len(commit):
         parts.append(_bare(commit.slice(done, None)))
     result = Commit.concat(*parts)
-    result.embedded = embedded
+    result.embedded = {
+        digest: embedded[digest] for digest in result.digests() if digest in embedded
+    }
     return result
 
 

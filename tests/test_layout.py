@@ -107,3 +107,13 @@ def test_a_write_by_another_object_is_seen_after_own_writes(tmp_path):
     assert ours.frame()["k"].tolist() == [0, 1]
     ours.write({"k": [2], "v": [2.0]})
     assert (Repo(str(tmp_path)) / "c" / "s").frame()["k"].tolist() == [0, 1, 2]
+
+
+def test_many_small_appends_do_not_pile_up_embedded_arrays(series):
+    """The commit kept after a write holds only the embedded arrays its rows reference."""
+    for key in range(300):
+        series.write({"k": [key], "v": [key / 2]})
+    commit = series.collection.commit()
+    assert set(commit.embedded) <= commit.digests()
+    assert len(commit.embedded) <= 2 * len(commit) < 100
+    assert series.frame()["v"].tolist() == [key / 2 for key in range(300)]
