@@ -52,7 +52,7 @@ def describe(engine: str, engine_cls: type[Engine]) -> dict[str, Any]:
     }
     if engine.startswith("lakota"):
         info["lakota_source"] = lakota_source(engine)
-        origin = "working tree" if engine == "lakota" else "PyPI"
+        origin = "PyPI" if engine == "lakota071" else "working tree"
         info["versions"]["lakota"] += f" ({origin})"
     return info
 

@@ -137,7 +137,7 @@ class Closed(enum.Flag):
         return Closed((self.value & 2) | (1 if included else 0))
 
 
-_executors: dict[str, ThreadPoolExecutor] = {}
+_executors: dict[str, tuple[int, ThreadPoolExecutor]] = {}
 _executor_lock = threading.Lock()
 _in_worker = threading.local()
 
@@ -146,16 +146,20 @@ def _shared_executor(cpu: bool = False) -> ThreadPoolExecutor:
     """The pool for storage calls (`settings.max_threads` threads, for the waits of
     remote storage), or with `cpu`, the one for computing (a thread per core)."""
     kind = "cpu" if cpu else "io"
+    workers = max(1, cpu_width() if cpu else settings.max_threads)
     with _executor_lock:
-        if kind not in _executors:
-            workers = cpu_width() if cpu else settings.max_threads
-            _executors[kind] = ThreadPoolExecutor(
-                max_workers=max(1, workers),
+        size, executor = _executors.get(kind, (0, None))
+        if executor is None or size != workers:  # first use, or the setting changed
+            if executor is not None:
+                executor.shutdown(wait=False)  # its running tasks finish; it takes no more
+            executor = ThreadPoolExecutor(
+                max_workers=workers,
                 thread_name_prefix=f"lakota-{kind}",
                 initializer=_mark_worker,
                 initargs=(kind,),
             )
-        return _executors[kind]
+            _executors[kind] = (workers, executor)
+        return executor
 
 
 def _mark_worker(kind: str) -> None:

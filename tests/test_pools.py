@@ -139,3 +139,14 @@ def test_compute_later_runs_on_the_cores_and_keeps_errors():
     future = compute_later(int, "not a number")
     with pytest.raises(ValueError):
         future.result()
+
+
+def test_max_threads_is_read_when_the_pool_is_used(monkeypatch):
+    def thread_count(_: object) -> str:
+        time.sleep(0.05)
+        return threading.current_thread().name
+
+    monkeypatch.setattr(settings, "max_threads", 3)
+    assert len(set(pooled_map(thread_count, range(12)))) == 3
+    monkeypatch.setattr(settings, "max_threads", 5)
+    assert len(set(pooled_map(thread_count, range(20)))) == 5
