@@ -399,8 +399,17 @@ class Commit:
             bounds = self._clip(pos, start, stop, closed)
             if bounds is not None:
                 digests = {n: str(self.digest[n][pos]) for n in self.schema}
-                found.append(Segment(self, pod, digests, *bounds))
+                segment = Segment(self, pod, digests, *bounds)
+                segment.clipped = bounds != self._row_bounds(pos)
+                found.append(segment)
         return found
+
+    def _row_bounds(self, pos: int) -> tuple:
+        return (
+            self._bound(self.start, pos),
+            self._bound(self.stop, pos),
+            Closed[str(self.closed[pos])],
+        )
 
     def _clip(self, pos: int, start: tuple, stop: tuple, closed: Closed) -> tuple | None:
         """Visible ``(start, stop, closed)`` of row `pos` inside the query, or None."""
@@ -466,6 +475,7 @@ class Segment:
         self._positions: tuple[int, int] | None = None
         self._stored_len = 0
         self._locks: dict[str, threading.Lock] = {}
+        self.clipped = False  # True when the query shows only part of the commit row
 
     @property
     def positions(self) -> tuple[int, int]:
@@ -523,6 +533,10 @@ class Segment:
         from .frame import Frame
 
         return Frame(self.schema, {n: self.read(n) for n in self.schema})
+
+    def load(self, name: str) -> numpy.ndarray:
+        """The whole stored array of column `name`, decoded once and kept."""
+        return self._column(name)
 
     def _column(self, name: str) -> numpy.ndarray:
         with self._locks.setdefault(name, threading.Lock()):

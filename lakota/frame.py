@@ -84,7 +84,7 @@ class Frame:
             raise ValueError("offset and limit must not be negative")
         segments = list(segments)
         cpu = _cpu_bound(segments)
-        pooled_map(_visible_rows, segments, cpu=cpu)
+        _preload(schema, segments, names, cpu)
         pieces = []
         for sgm in segments:
             if limit is not None and limit <= 0:
@@ -506,8 +506,24 @@ def _select_names(names: list[str], keep: str | Iterable[str] | None) -> list[st
     return [n for n in names if n in keep]
 
 
-def _visible_rows(segment: Any) -> int:
-    return len(segment)
+def _preload(schema: Schema, segments: list[Any], names: list[str], cpu: bool) -> None:
+    """Decode at once, in parallel, the index columns of every segment (they tell its
+    visible rows) and the selected columns of the segments the query cuts (those are
+    decoded whole anyway, so they need not wait for their index)."""
+    tasks: list[tuple[Any, str | None]] = []
+    for sgm in segments:
+        if not hasattr(sgm, "load"):  # a segment that only knows its length
+            tasks.append((sgm, None))
+            continue
+        tasks.extend((sgm, name) for name in schema.idx)
+        if sgm.clipped:
+            tasks.extend((sgm, name) for name in names if name not in schema.idx)
+    pooled_map(_load_task, tasks, cpu=cpu)
+
+
+def _load_task(task: tuple[Any, str | None]) -> Any:
+    sgm, name = task
+    return len(sgm) if name is None else sgm.load(name)
 
 
 def _cpu_bound(segments: list[Any]) -> bool:

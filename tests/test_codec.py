@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numcodecs import Blosc
 
-from lakota import Repo, Schema
+from lakota import Frame, Repo, Schema
 from lakota.commit import load_column
 from lakota.errors import CorruptedDataError
 from lakota.schema import Codec, SizedBlosc
@@ -208,3 +208,15 @@ def test_load_column_into_an_output(big):
 )
 def test_schema_tells_whether_every_column_is_numeric(columns, numeric):
     assert Schema(**columns).numeric is numeric
+
+
+def test_segments_cut_by_the_query_are_marked_clipped(big):
+    _, series, data = big
+    ts = data["ts"]
+    assert [s.clipped for s in series.segments()] == [False] * 5
+    cut = series.segments(start=(ts[1500],))
+    assert [s.clipped for s in cut] == [True, False, False, False]
+    frame = Frame.from_segments(series.schema, cut, select=["value"])
+    assert numpy.array_equal(frame["value"], data["value"][1500:])
+    assert "value" in cut[0]._columns  # the cut segment was decoded whole, up front
+    assert "value" not in cut[1]._columns  # the whole one went straight to the output
