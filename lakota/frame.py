@@ -21,7 +21,6 @@ from lakota.utils import Closed, as_tz, floor, pooled_map, pretty_nb
 
 __all__ = ["Frame"]
 
-_TEXT_KINDS = "OUS"
 _DEFAULT_ENV = {"floor": floor, "pretty_nb": pretty_nb, "as-tz": as_tz}
 
 
@@ -75,8 +74,9 @@ class Frame:
         """Concatenate the visible rows of `segments`; offset and limit count global rows.
 
         The index columns of every segment are decoded first, in parallel, to find the
-        visible rows; then every other column is decoded in parallel straight into its
-        place in preallocated output arrays.
+        visible rows (with every column of the segments the query cuts); then every
+        other column is decoded in parallel straight into its place in preallocated
+        output arrays.
         """
         names = _select_names(list(schema), select)
         offset = offset or 0
@@ -536,18 +536,17 @@ def _gather(
 ) -> dict[str, numpy.ndarray]:
     """Columns `names` of the ``(segment, start, stop)`` pieces, one after the other.
 
-    Fixed-size columns are preallocated and each piece is read into its slice; text
-    columns, whose width varies from piece to piece, are concatenated.
+    Numeric columns are preallocated and each piece is read into its slice; the others,
+    whose width varies from piece to piece, are concatenated.
     """
     total = sum(stop - start for _, start, stop in pieces)
     columns, tasks = {}, []
     for name in names:
-        dt = schema[name].dt
-        if dt.kind in _TEXT_KINDS:
+        if not schema[name].numeric:
             columns[name] = []
             tasks.extend((sgm, name, start, stop, None) for sgm, start, stop in pieces)
             continue
-        columns[name] = out = numpy.empty(total, dtype=dt)
+        columns[name] = out = numpy.empty(total, dtype=schema[name].dt)
         pos = 0
         for sgm, start, stop in pieces:
             tasks.append((sgm, name, start, stop, out[pos : pos + stop - start]))

@@ -225,6 +225,12 @@ class SchemaColumn:
         return cls(name, resolve_dtype(dtype), codecs, idx)
 
     @property
+    def numeric(self) -> bool:
+        """True for fixed-size numbers, dates and booleans; False for text, bytes and
+        objects, whose values vary in size."""
+        return self.dt.kind in "biufcmM"
+
+    @property
     def dt(self) -> numpy.dtype:
         return self.codec.dt
 
@@ -559,9 +565,8 @@ class Schema:
 
     @property
     def numeric(self) -> bool:
-        """True if every column holds fixed-size numbers, dates or booleans (no text or
-        objects): encoding such columns cannot fail."""
-        return all(col.dt.kind not in _TEXT_KINDS for col in self.columns.values())
+        """True if every column is `numeric`: encoding such columns cannot fail."""
+        return all(col.numeric for col in self.columns.values())
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.columns)

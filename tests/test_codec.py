@@ -220,3 +220,12 @@ def test_segments_cut_by_the_query_are_marked_clipped(big):
     assert numpy.array_equal(frame["value"], data["value"][1500:])
     assert "value" in cut[0]._columns  # the cut segment was decoded whole, up front
     assert "value" not in cut[1]._columns  # the whole one went straight to the output
+
+
+@pytest.mark.parametrize(
+    "text, numeric",
+    [("float", True), ("int", True), ("timestamp", True), ("date", True), ("bool", True)]
+    + [("f4", True), ("u1", True), ("str", False), ("O", False), ("S8", False)],
+)
+def test_schema_column_tells_whether_it_is_numeric(text, numeric):
+    assert Schema(key="int*", col=text)["col"].numeric is numeric
