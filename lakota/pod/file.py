@@ -82,14 +82,14 @@ class FilePOD(POD):
         if not force and os.path.lexists(path):
             return None
         tmp = _stage(os.path.dirname(path), data)
-        if force:
-            os.replace(tmp, path)
-            return len(data)
         try:
+            if force:
+                os.replace(tmp, path)
+                return len(data)
             return len(data) if _publish_new(tmp, path) else None
         finally:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+                os.unlink(tmp)  # left after a hard link, or after a failure
 
     def _isdir(self, parts: Parts) -> bool:
         return self._abs(parts).is_dir()
