@@ -510,20 +510,17 @@ def _preload(schema: Schema, segments: list[Any], names: list[str], cpu: bool) -
     """Decode at once, in parallel, the index columns of every segment (they tell its
     visible rows) and the selected columns of the segments the query cuts (those are
     decoded whole anyway, so they need not wait for their index)."""
-    tasks: list[tuple[Any, str | None]] = []
+    tasks: list[tuple[Any, str]] = []
     for sgm in segments:
-        if not hasattr(sgm, "load"):  # a segment that only knows its length
-            tasks.append((sgm, None))
-            continue
         tasks.extend((sgm, name) for name in schema.idx)
         if sgm.clipped:
             tasks.extend((sgm, name) for name in names if name not in schema.idx)
     pooled_map(_load_task, tasks, cpu=cpu)
 
 
-def _load_task(task: tuple[Any, str | None]) -> Any:
+def _load_task(task: tuple[Any, str]) -> Any:
     sgm, name = task
-    return len(sgm) if name is None else sgm.load(name)
+    return sgm.load(name)
 
 
 def _cpu_bound(segments: list[Any]) -> bool:

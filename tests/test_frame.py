@@ -96,9 +96,14 @@ def test_from_records():
 
 
 class FakeSegment:
+    clipped = False
+
     def __init__(self, **columns):
         self.columns = {k: numpy.asarray(v) for k, v in columns.items()}
         self.calls = []
+
+    def load(self, name):
+        return self.columns[name]
 
     def __len__(self):
         return len(next(iter(self.columns.values())))
