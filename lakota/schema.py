@@ -377,7 +377,8 @@ def _cast_numbers(arr: numpy.ndarray, dt: numpy.dtype) -> numpy.ndarray:
         raise TypeError(f"{arr.dtype} values are not numbers")
     if numpy.can_cast(arr.dtype, dt, "same_kind") or (arr.dtype.kind in "biu" and dt.kind == "f"):
         return arr.astype(dt)
-    out = arr.astype(dt)
+    with numpy.errstate(invalid="ignore"):  # a lossy cast is refused just below
+        out = arr.astype(dt)
     if not numpy.array_equal(out, arr):
         raise ValueError(f"{arr.dtype} values would lose precision")
     return out

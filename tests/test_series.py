@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import date, datetime
 
 import numpy
@@ -84,6 +85,16 @@ def test_float_with_fraction_into_int_column_raises(repo):
         srs.write({"ts": [1, 2], "n": [1.5, 2.0]})
     srs.write({"ts": [1, 2], "n": [1.0, 2.0]})
     assert srs.frame()["n"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e30])
+def test_unrepresentable_floats_into_int_column_raise_without_warnings(repo, bad):
+    srs = repo.create_collection(Schema(ts="int*", n="int"), "clct") / "s"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the refusal is the error, not a numpy warning
+        with pytest.raises(FrameError, match="'n'.*precision"):
+            srs.write({"ts": [1, 2], "n": [1.0, bad]})
+    assert len(srs) == 0
 
 
 @pytest.mark.parametrize(
