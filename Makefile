@@ -18,9 +18,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m lakota.demo
 
+# SIGABRT past the bound makes faulthandler print every thread's stack before pytest dies.
+TEST_TIMEOUT ?= 2700
+
 test: $(STAMP)
 	$(BIN)/ruff check lakota tests bench
-	$(BIN)/python -m pytest -q
+	timeout --signal=ABRT --kill-after=60 $(TEST_TIMEOUT) $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check lakota tests bench

@@ -70,12 +70,20 @@ def ensure(engine: str, reinstall: bool = False, log=print) -> Path:
     return python_of(engine)
 
 
+INSTALL_SECONDS = 1800  # one pip command building an engine's environment
+
+
 def _run(log_path: Path, what: str, command: list[str]) -> None:
     """Run `command` with its output appended to `log_path`; EnvError if it fails."""
     with open(log_path, "a") as log_file:
         log_file.write(f"$ {' '.join(command)}\n")
         log_file.flush()
-        done = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            done = subprocess.run(
+                command, stdout=log_file, stderr=subprocess.STDOUT, timeout=INSTALL_SECONDS
+            )
+        except subprocess.TimeoutExpired:
+            raise EnvError(f"{what} did not finish in {INSTALL_SECONDS} s") from None
     if done.returncode != 0:
         lines = log_path.read_text().strip().splitlines()
         raise EnvError(f"{what} failed: {lines[-1] if lines else 'no output'}")

@@ -80,6 +80,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+ENGINE_SECONDS = 4 * 3600  # one engine's workloads; the medium scale takes well under an hour
+
+
 def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -101,7 +104,12 @@ def run_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
         command += ["--keep-data"] if args.keep_data else []
         log(f"[{engine}] running {args.scale} workloads")
         began = time.monotonic()
-        done = subprocess.run(command, cwd=scratch)
+        try:
+            done = subprocess.run(command, cwd=scratch, timeout=ENGINE_SECONDS)
+        except subprocess.TimeoutExpired:
+            log(f"[{engine}] TIMED OUT after {ENGINE_SECONDS} s")
+            error = f"no result after {ENGINE_SECONDS} s"
+            return {"engine": engine, "ok": False, "failure": "timeout", "error": error}
         if not out.is_file():
             return {
                 "engine": engine,

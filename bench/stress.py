@@ -63,7 +63,16 @@ from lakota.utils import settings
 
 SCHEMA = Schema(ts="int*", value="float")
 CONTEXT = multiprocessing.get_context("spawn")
-JOIN_TIMEOUT = 1800  # seconds a child may take before the scenario gives up on it
+
+
+def join_timeout() -> float:
+    """Seconds a child may take before its scenario gives up on it.
+
+    ``$LAKOTA_STRESS_TIMEOUT`` (the tests set a few minutes), else half an hour.
+    """
+    return float(os.environ.get("LAKOTA_STRESS_TIMEOUT", 1800))
+
+
 OPERATIONS = ("write", "multi", "merge", "defrag", "trim", "gc")
 KILL_MODES = ("before", "inside", "delay")
 
@@ -83,16 +92,16 @@ def fingerprint(frame: Frame) -> str:
 
 def _gather(queue: Any, count: int) -> list:
     """`count` messages from the children (read before joining them: a full pipe blocks)."""
-    return [queue.get(timeout=JOIN_TIMEOUT) for _ in range(count)]
+    return [queue.get(timeout=join_timeout()) for _ in range(count)]
 
 
 def _join(processes: list) -> None:
     for proc in processes:
-        proc.join(JOIN_TIMEOUT)
+        proc.join(join_timeout())
         if proc.is_alive():
             proc.kill()
-            proc.join()
-            raise RuntimeError(f"{proc.name} did not finish in {JOIN_TIMEOUT}s")
+            proc.join(10)
+            raise RuntimeError(f"{proc.name} did not finish in {join_timeout()} s")
 
 
 def _report_errors(queue: Any, role: str, action: Callable[[], Any]) -> None:
@@ -150,7 +159,7 @@ def concurrent_writers(
     ]
     for proc in writer_procs + reader_procs:
         proc.start()
-    go.wait(JOIN_TIMEOUT)  # every child is ready: start together
+    go.wait(join_timeout())  # every child is ready: start together
     done = _gather(queue, writers)
     stop.set()
     done += _gather(queue, readers)
@@ -174,7 +183,7 @@ def concurrent_writers(
 def _writer(uri: str, w: int, writers: int, commits: int, go: Any, queue: Any) -> None:
     def work() -> int:
         clct = Repo(uri) / "clct"
-        go.wait()
+        go.wait(join_timeout())
         for i in range(commits):
             key = i * writers + w
             with clct.multi():
@@ -191,7 +200,7 @@ def _reader(uri: str, go: Any, stop: Any, queue: Any) -> None:
     def work() -> Counter:
         clct = Repo(uri) / "clct"
         seen: Counter = Counter()
-        go.wait()
+        go.wait(join_timeout())
         while True:  # at least one read, even if the writers are already done
             clct.refresh()
             frame = (clct / "shared").frame()
@@ -289,7 +298,7 @@ def registry_churn(uri: str, processes: int, rounds: int, storage: str = "file")
     ]
     for proc in procs:
         proc.start()
-    go.wait(JOIN_TIMEOUT)  # every child is ready: start together
+    go.wait(join_timeout())  # every child is ready: start together
     done = _gather(queue, processes)
     _join(procs)
     figures.errors = [error for _, _, error in done if error]
@@ -317,7 +326,7 @@ def registry_churn(uri: str, processes: int, rounds: int, storage: str = "file")
 def _registry_worker(uri: str, p: int, rounds: int, go: Any, queue: Any) -> None:
     def work() -> int:
         repo = Repo(uri)
-        go.wait()
+        go.wait(join_timeout())
         for j in range(rounds):
             repo.refresh()
             for clct in repo.create_collection(SCHEMA, *_labels(p, j, "ab")):
@@ -399,7 +408,7 @@ def gc_while_writing(
     collector = CONTEXT.Process(target=_collector, args=(uri, rounds, timeout, go, stop, queue))
     for proc in [*procs, collector]:
         proc.start()
-    go.wait(JOIN_TIMEOUT)  # every child is ready: start together
+    go.wait(join_timeout())  # every child is ready: start together
     done = _gather(queue, len(procs) + 1)
     _join([*procs, collector])
     for role, result, error in done:
@@ -425,7 +434,7 @@ def _gc_writer(
 
     def work() -> int:
         clct = Repo(uri) / f"w{w}"
-        go.wait()
+        go.wait(join_timeout())
         step = 0
         while not stop.wait(pace):
             (clct / "s").write(payload(w, step))
@@ -444,7 +453,7 @@ def _churner(uri: str, writers: int, go: Any, stop: Any, queue: Any) -> None:
     def work() -> int:
         repo = Repo(uri)
         written = [repo / f"w{w}" for w in range(writers)]
-        go.wait()
+        go.wait(join_timeout())
         step = 0
         while not stop.is_set():
             frames = [payload(-1, step)]
@@ -468,7 +477,7 @@ def _gc_reader(uri: str, writers: int, go: Any, stop: Any, queue: Any) -> None:
     def work() -> int:
         repo = Repo(uri)
         written = [repo / f"w{w}" for w in range(writers)]
-        go.wait()
+        go.wait(join_timeout())
         reads = 0
         while not stop.is_set():
             for w, clct in enumerate(written):
@@ -490,7 +499,7 @@ def _collector(uri: str, rounds: int, timeout: float, go: Any, stop: Any, queue:
     def work() -> tuple[int, int]:
         settings.timeout = timeout
         repo = Repo(uri)
-        go.wait()
+        go.wait(join_timeout())
         hard = soft = 0
         for _ in range(rounds):
             time.sleep(timeout / 4)
@@ -767,10 +776,14 @@ def crash_trial(uri: str, operation: str, kill: Kill, expected: list[dict]) -> T
     child.start()
     child_end.close()
     if kill.mode == "delay":
-        if ready.poll(JOIN_TIMEOUT):
+        if ready.poll(join_timeout()):
             time.sleep(kill.delay)
         child.kill()
-    child.join(JOIN_TIMEOUT)
+    child.join(join_timeout())
+    if child.is_alive():
+        child.kill()
+        child.join(10)
+        trial.problems.append(f"the child did not finish in {join_timeout()} s")
     trial.killed = child.exitcode == -signal.SIGKILL
     if child.exitcode not in (0, -signal.SIGKILL):
         trial.problems.append(f"the child failed with exit code {child.exitcode}")

@@ -57,13 +57,19 @@ def describe(engine: str, engine_cls: type[Engine]) -> dict[str, Any]:
     return info
 
 
+PROBE_SECONDS = 900  # one full read in a fresh process, at any scale
+
+
 def probe_in_subprocess(engine: str, rows: int) -> Any:
     """A `probe` callable for `workloads.peak_memory` that runs the read in a new process."""
 
     def probe(store: Path) -> dict[str, int]:
         command = [sys.executable, str(Path(__file__).resolve()), "probe"]
         command += ["--engine", engine, "--store", str(store), "--rows", str(rows)]
-        done = subprocess.run(command, capture_output=True, text=True)
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=PROBE_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"memory probe gave no answer in {PROBE_SECONDS} s") from None
         if done.returncode == EXIT_VERIFICATION:
             raise VerificationError(done.stdout.strip() or done.stderr.strip())
         if done.returncode != 0:

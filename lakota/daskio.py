@@ -16,6 +16,11 @@ are ordered by label then index, and divisions are unknown.
 Writing (`write_series`): any process can write a series. Each worker opens its own
 `Repo(uri)`; writes from several processes fork the changelog, and one
 `Collection.merge()` afterwards joins the heads (see docs/datastack.md).
+
+Local clusters (`local_cluster`): a `distributed.LocalCluster` whose workers run without
+distributed's statistical profiler. The profiler samples every thread's frame every
+10 ms through `sys._current_frames()`, which can deadlock CPython 3.11 when a garbage
+collection starts inside it (CPython issue #106883), hanging the whole process.
 """
 
 from __future__ import annotations
@@ -36,7 +41,10 @@ if TYPE_CHECKING:
     from .collection import Collection
     from .pod import POD
 
-__all__ = ["collection_to_dask", "write_series"]
+__all__ = ["collection_to_dask", "local_cluster", "write_series", "PROFILER_OFF"]
+
+# dask configuration that turns off the workers' statistical profiler (see `local_cluster`)
+PROFILER_OFF = {"distributed.worker.profile.enabled": False}
 
 
 class _Part(NamedTuple):
@@ -226,3 +234,18 @@ def write_series(uri: Any, collection: str, label: str, data: Any) -> int:
     frame = Frame(clct.schema, data)
     series.write(frame)
     return len(frame)
+
+
+def local_cluster(**kwargs: Any) -> Any:
+    """A `distributed.LocalCluster(**kwargs)` whose workers do not run the profiler.
+
+    Same arguments as `LocalCluster`. Worker threads (``processes=False``) and worker
+    processes (their nanny copies the configuration) both start with
+    `PROFILER_OFF`, which avoids the Python 3.11 deadlock described in the module
+    docstring. Workers added later by ``cluster.scale`` need the same configuration:
+    set it for the whole program with ``dask.config.set(PROFILER_OFF)``.
+    """
+    dask = require("dask", "local_cluster()")
+    distributed = require("distributed", "local_cluster()")
+    with dask.config.set(PROFILER_OFF):
+        return distributed.LocalCluster(**kwargs)

@@ -67,6 +67,26 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "pod_kinds(*names): run the `repo` fixture on these storages only (no names: all)",
     )
+    bound_waits()
+
+
+def bound_waits() -> None:
+    """Settings that keep a test from waiting forever (see also tests/limits.py).
+
+    Dask workers run without distributed's statistical profiler, which can deadlock
+    Python 3.11 (CPython issue #106883): in this process through dask's configuration,
+    in worker processes through the environment they inherit. Stress scenarios give up
+    on a child process after a few minutes instead of half an hour.
+    """
+    os.environ["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] = "False"
+    os.environ.setdefault("LAKOTA_STRESS_TIMEOUT", "240")
+    try:
+        import dask
+    except ImportError:
+        return
+    from lakota.daskio import PROFILER_OFF
+
+    dask.config.set(PROFILER_OFF)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

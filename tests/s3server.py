@@ -134,7 +134,7 @@ def stop(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait()
+        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

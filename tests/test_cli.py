@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from limits import COMMAND_SECONDS
 
 from lakota import Repo, Schema
 from lakota.cli import cli, main
@@ -38,6 +40,7 @@ def run(cwd: Path, *args: str, input: str | None = None, env: dict | None = None
     proc = subprocess.run(
         [sys.executable, "-m", "lakota", *args],
         cwd=cwd, input=input, capture_output=True, text=True, env={**environ, **(env or {})},
+        timeout=COMMAND_SECONDS,
     )
     assert proc.returncode == status, (proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stderr
@@ -212,12 +215,12 @@ def test_push_pull_import_export(demo: Path, lakota: Callable[..., str]) -> None
 
 def test_global_options(demo: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "lakota", "-t", "-vv", "len", "temperature"],
-                          cwd=demo, capture_output=True, text=True)
+                          cwd=demo, capture_output=True, text=True, timeout=COMMAND_SECONDS)
     assert proc.stdout == "7\n"
     assert proc.stderr.startswith("DEBUG:") and " ls FilePOD(" in proc.stderr
     assert re.fullmatch(r"Timing \(len\): [0-9.]+m?s", proc.stderr.splitlines()[-1])
     proc = subprocess.run([sys.executable, "-m", "lakota", "-v", "push", "memory://"],
-                          cwd=demo, capture_output=True, text=True)
+                          cwd=demo, capture_output=True, text=True, timeout=COMMAND_SECONDS)
     assert proc.stderr.startswith("INFO:") and "DEBUG:" not in proc.stderr
     elsewhere = demo / "elsewhere"
     elsewhere.mkdir()
@@ -318,7 +321,11 @@ def test_colours_and_progress_only_on_a_terminal(demo: Path) -> None:
                                 stdout=subprocess.DEVNULL, stderr=follower)
         os.close(follower)
         chunks = []
+        deadline = time.monotonic() + COMMAND_SECONDS
         while True:
+            if not select.select([leader], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                proc.kill()
+                raise TimeoutError(f"lakota {' '.join(args)} printed nothing more in time")
             try:
                 chunk = os.read(leader, 4096)
             except OSError:  # EIO: the terminal closed
@@ -327,7 +334,7 @@ def test_colours_and_progress_only_on_a_terminal(demo: Path) -> None:
                 break
             chunks.append(chunk)
         os.close(leader)
-        return proc.wait(timeout=30), b"".join(chunks)
+        return proc.wait(timeout=COMMAND_SECONDS), b"".join(chunks)
 
     status, output = stderr_on_a_terminal("len", "nope")
     assert status == 1 and b"\x1b[31mError: Collection nope not found" in output

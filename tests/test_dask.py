@@ -6,7 +6,7 @@ import numpy
 import pytest
 
 from lakota import Repo, Schema
-from lakota.daskio import write_series
+from lakota.daskio import PROFILER_OFF, local_cluster, write_series
 from lakota.pod import FilePOD
 from lakota.utils import digest_path
 
@@ -15,6 +15,7 @@ dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
 SCHEMA = Schema(ts="timestamp*", value="float", name="str")
+WAIT = 120  # seconds: a cluster task that takes longer has hung
 DAY = numpy.timedelta64(1, "D")
 ORIGIN = numpy.datetime64("2024-01-01", "s")
 
@@ -221,7 +222,7 @@ def _embedded(commit) -> set[str]:
 @pytest.fixture(scope="module")
 def client(s3_server, tmp_path_factory):
     """Two worker processes, started once the S3 test settings are in the environment."""
-    cluster = distributed.LocalCluster(
+    cluster = local_cluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,
@@ -237,9 +238,9 @@ def test_workers_read_partitions_from_a_folder(client, tmp_path):
     for n, label in enumerate("abcd"):
         clct.series(label).write(data(n, 6, float(n), label))
     ddf = clct.to_dask()
-    found = client.compute(ddf).result()
+    found = client.compute(ddf).result(timeout=WAIT)
     same(found, expected(clct, list("abcd")))
-    assert client.compute(ddf.value.sum()).result() == sum(15.0 * n for n in range(4))
+    assert client.compute(ddf.value.sum()).result(timeout=WAIT) == sum(15.0 * n for n in range(4))
 
 
 @pytest.mark.parametrize("storage", ["file", "s3"])
@@ -250,6 +251,7 @@ def test_concurrent_writers_then_merge(client, storage, tmp_path, s3_server, s3_
     labels = [f"s{n}" for n in range(8)]
     payloads = [data(n, 20, float(n), label) for n, label in enumerate(labels)]
     futures = client.map(write_series, [uri] * 8, ["clct"] * 8, labels, payloads)
+    distributed.wait(futures, timeout=WAIT)
     assert client.gather(futures) == [20] * 8
     clct.merge()
     clct.refresh()
@@ -267,4 +269,34 @@ def test_concurrent_writers_then_merge(client, storage, tmp_path, s3_server, s3_
 def test_workers_read_partitions_from_s3(client, s3_server, s3_bucket):
     clct = Repo(s3_server.uri(s3_bucket)).create_collection(SCHEMA, "clct")
     clct.series("a").write(data(0, 6))
-    same(client.compute(clct.to_dask()).result(), expected(clct, ["a"]))
+    same(client.compute(clct.to_dask()).result(timeout=WAIT), expected(clct, ["a"]))
+
+
+def _profiling(dask_worker) -> bool:
+    """Whether a worker samples its threads' stacks (the Python 3.11 deadlock risk)."""
+    return "profile" in dask_worker.periodic_callbacks
+
+
+def test_worker_processes_run_without_the_profiler(client):
+    assert set(client.run(_profiling, wait=True).values()) == {False}
+
+
+def test_local_cluster_threads_run_without_the_profiler():
+    import dask
+
+    with dask.config.set({"distributed.worker.profile.enabled": True}):
+        with local_cluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+            workers = list(cluster.workers.values())
+            assert [_profiling(worker) for worker in workers] == [False]
+        with distributed.LocalCluster(
+            n_workers=1, processes=False, dashboard_address=None
+        ) as plain:  # the control: the configuration alone turns the profiler on
+            assert [_profiling(worker) for worker in plain.workers.values()] == [True]
+    assert PROFILER_OFF == {"distributed.worker.profile.enabled": False}
+
+
+def test_the_test_session_turns_the_profiler_off():
+    """conftest.py: every cluster a test starts, by any route, runs without the profiler."""
+    import dask
+
+    assert dask.config.get("distributed.worker.profile.enabled") is False

@@ -5,6 +5,7 @@ import numpy
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from limits import COMMAND_SECONDS
 
 from lakota.errors import ExpressionError, FrameError
 from lakota.frame import Frame
@@ -76,7 +77,13 @@ def test_module_does_not_import_pandas():
     import subprocess
 
     code = "import sys, lakota.frame; print('pandas' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=COMMAND_SECONDS,
+    )
     assert out.stdout.strip() == "False"
 
 

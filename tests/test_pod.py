@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from limits import join
 
 import lakota.pod
 from lakota.errors import LakotaError, UnsafePathError
@@ -676,7 +677,7 @@ def test_file_reader_never_sees_a_partial_write(tmp_path: Path) -> None:
             pod.write("f", payloads[i % 3], force=True)
     finally:
         done.set()
-        thread.join()
+        join(thread)
     assert reads and bad == []
 
 

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from limits import join
 
 from lakota.utils import Background, compute_later, pooled_imap, pooled_map, settings
 
@@ -129,7 +130,7 @@ def test_background_accepts_calls_from_several_threads():
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        join(thread)
     background.wait()
     assert sorted(results) == sorted(b + o for b in (0, 100, 200) for o in range(20))
 
