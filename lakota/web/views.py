@@ -331,7 +331,7 @@ def _api(ctx: Context, handler: Handler) -> Callable[[Request], Awaitable[Respon
             response = await run_in_threadpool(handler, ctx, request)
         except (ValueError, TypeError, KeyError, ImportError) as exc:
             status, message = _failure(exc)
-            return JSONResponse({"error": message}, status)
+            response = JSONResponse({"error": message}, status)
         response.headers["Cache-Control"] = "no-store"
         return response
 
