@@ -383,3 +383,34 @@ def test_a_repository_may_not_hide_the_interface() -> None:
         build_app({"ui": MemPOD()})
     with pytest.raises(ValueError, match="hide the web interface"):
         build_app({"ui/inner": MemPOD()}, base="/")
+
+
+def test_lakota_ui_opens_a_read_only_view_in_the_browser(web_repo: Repo, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from s3server import stop
+
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"  # stands for the default browser: records the URL
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o755)
+    env = {**os.environ, "BROWSER": str(browser)}
+    command = [sys.executable, "-m", "lakota", "-r", str(web_repo.pod.path), "ui"]
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not opened.exists() or not opened.read_text().strip():
+            assert proc.poll() is None and time.monotonic() < deadline, "no browser opened"
+            time.sleep(0.05)
+        url = opened.read_text().strip()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/ui/repo?repo=%2F")
+        status, _, page = call(url)
+        assert status == 200 and b"sensors" in page and b"prices" in page
+        host = url.split("/ui/", 1)[0]
+        status, _, body = call(f"{host}/write?path=x", b"data")
+        assert status == 403 and b"read-only" in body
+    finally:
+        stop(proc)
