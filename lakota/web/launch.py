@@ -1,8 +1,10 @@
 """``lakota ui``: serve an application on a free loopback port and open it in a browser.
 
 ```python
+from lakota.pod import POD
 from lakota.server import build_app
-app = build_app({"/": repo.pod}, read_only=True)
+from lakota.web.launch import run_local
+app = build_app({"/": POD.from_uri("demo-repo")}, read_only=True)
 run_local(app, "/ui/repo?repo=%2F")  # blocks until Ctrl-C
 ```
 """

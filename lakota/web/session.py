@@ -1,6 +1,7 @@
 """Browser sessions: log in once with the server's token, then an HttpOnly cookie.
 
 ```python
+from lakota.web.session import Sessions
 sessions = Sessions("s3cr3t")
 cookie = sessions.login("s3cr3t")          # None for a wrong token
 assert sessions.valid(cookie)
