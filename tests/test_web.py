@@ -412,5 +412,9 @@ def test_lakota_ui_opens_a_read_only_view_in_the_browser(web_repo: Repo, tmp_pat
         host = url.split("/ui/", 1)[0]
         status, _, body = call(f"{host}/write?path=x", b"data")
         assert status == 403 and b"read-only" in body
+        port = host.rsplit(":", 1)[1]
+        rebound = {"Host": f"attacker.example:{port}"}  # DNS rebinding
+        assert call(f"{host}/ui/api/repos", None, rebound)[0] == 421
+        assert call(f"{host}/ui/api/repos", None, {"Host": f"localhost:{port}"})[0] == 200
     finally:
         stop(proc)
