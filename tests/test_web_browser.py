@@ -267,6 +267,18 @@ def test_range_picker_and_table_pages(page, site: str) -> None:
     assert console_errors(page) == []
 
 
+def test_a_text_index_shows_rows_without_a_chart(page, site: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    page.get(series_url(site, "words", "fr"))
+    wait_for(page, "window.lakotaView && window.lakotaView.done.rows >= 1")
+    assert not page.find_element(By.ID, "chart").is_displayed()
+    assert "No numeric column" in page.find_element(By.ID, "chart-status").text
+    cells = [cell.text for cell in page.find_elements(By.CSS_SELECTOR, "#rows tbody td")]
+    assert cells == ["chat", "3", "chien", "5"]
+    assert console_errors(page) == []
+
+
 def test_time_travel_changes_the_values_shown(page, site: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select

@@ -269,7 +269,13 @@ async def login(ctx: Context, request: Request) -> Response:
         return ctx.render("login.html", 401, target=target, error="Wrong token.")
     response = RedirectResponse(target, 303)
     response.set_cookie(
-        COOKIE, session, max_age=LIFETIME, path=f"{ctx.mount}/", httponly=True, samesite="strict"
+        COOKIE,
+        session,
+        max_age=LIFETIME,
+        path=f"{ctx.mount}/",
+        secure=request.url.scheme == "https",  # behind a TLS proxy that says so
+        httponly=True,
+        samesite="strict",
     )
     return response
 
