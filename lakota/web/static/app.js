@@ -18,6 +18,7 @@
     offset: 0,
   };
   const done = { plot: 0, rows: 0 };
+  const asked = { plot: 0, rows: 0 }; // only the answer to the latest request is drawn
   let chart = null;
   let wheelTimer = null;
   window.lakotaView = { state: state, done: done, chart: null, plot: null };
@@ -83,7 +84,9 @@
       $("chart-status").textContent = "No numeric column to plot: see the rows below.";
       return;
     }
+    const ticket = ++asked.plot;
     const body = await getJSON("plot", { width: chartWidth() });
+    if (ticket !== asked.plot) return;
     window.lakotaView.plot = body;
     if (chart === null) makeChart(body);
     else chart.setData([body.x].concat(body.y));
@@ -167,7 +170,9 @@
   // --- rows ----------------------------------------------------------------------------
 
   async function drawRows() {
+    const ticket = ++asked.rows;
     const body = await getJSON("rows", { offset: state.offset, limit: PAGE });
+    if (ticket !== asked.rows) return;
     const head = document.createElement("tr");
     for (const name of body.columns) {
       const cell = document.createElement("th");
