@@ -22,12 +22,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from lakota import Repo, Schema
-from lakota.web.m4 import bucket_starts, m4_rows
 
 pytest.importorskip("starlette")
 pytest.importorskip("jinja2")
 
-from lakota.web import data  # noqa: E402  (needs starlette and jinja2 through lakota.web)
+from lakota.web import data  # noqa: E402  (lakota.web needs the server extra)
+from lakota.web.m4 import bucket_starts, m4_rows  # noqa: E402
 
 TOKEN = "w3b-t0ken"
 HOURS = 1000
