@@ -13,7 +13,8 @@ JSON; `lakota.pod.http.HttpPOD` uses it. Compared with 0.7.1 the server also:
   every POD method checks its paths with `lakota.pod.base.split_path`;
 * answers 404 with the real path (``Path "a/b" not found``), 400 for a missing
   parameter, and 409 with an ``X-Lakota-Errno`` header for other storage errors
-  (not empty, not a folder...).
+  (not empty, not a folder...);
+* serves a read-only web interface at ``BASE/ui`` (`lakota.web`, docs/web.md).
 
 ```python
 app = build_app({"prices": POD.from_uri("/srv/prices")}, token="s3cr3t")
