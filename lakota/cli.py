@@ -740,6 +740,18 @@ def serve(session: Session, repo_maps: tuple[str, ...], web_uri: str, token: str
 
 
 @cli.command()
+@pass_session
+def ui(session: Session) -> None:
+    """Open the repository in the web browser (read-only, on a free port of 127.0.0.1)."""
+    try:
+        from lakota.server import build_app
+        from lakota.web.launch import run_local
+    except ImportError as exc:
+        fail(f"lakota ui needs the server extra: pip install 'lakota[server]' ({exc})")
+    run_local(build_app({"/": session.repo().pod}, read_only=True), "/ui/repo?repo=%2F")
+
+
+@cli.command()
 def version() -> None:
     """Print the version."""
     click.echo(__version__)

@@ -64,6 +64,7 @@ __all__ = [
     "encode_name",
     "export_collections",
     "export_series",
+    "frame_bytes",
     "import_collections",
     "import_series",
     "read_series",
@@ -140,10 +141,14 @@ def export_series(pod: POD, series: Series, file_type: str = "csv") -> str:
     _check_exportable(series.schema, series.collection.label)
     name = f"{encode_name(series.label)}.{file_type}"
     frame = series.frame()
-    where = _where(pod, name)
-    data = _to_csv(frame, where) if file_type == "csv" else _to_parquet(frame, where)
-    _write(pod, name, data)
+    _write(pod, name, frame_bytes(frame, file_type, _where(pod, name)))
     return name
+
+
+def frame_bytes(frame: Frame, file_type: str, where: str) -> bytes:
+    """`frame` as the bytes of a CSV or parquet file (`where` names it in error messages)."""
+    _check_file_type(file_type)
+    return _to_csv(frame, where) if file_type == "csv" else _to_parquet(frame, where)
 
 
 def _check_file_type(file_type: str) -> None:

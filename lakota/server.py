@@ -13,7 +13,8 @@ JSON; `lakota.pod.http.HttpPOD` uses it. Compared with 0.7.1 the server also:
   every POD method checks its paths with `lakota.pod.base.split_path`;
 * answers 404 with the real path (``Path "a/b" not found``), 400 for a missing
   parameter, and 409 with an ``X-Lakota-Errno`` header for other storage errors
-  (not empty, not a folder...).
+  (not empty, not a folder...);
+* serves a read-only web interface at ``BASE/ui`` (`lakota.web`, docs/web.md).
 
 ```python
 app = build_app({"prices": POD.from_uri("/srv/prices")}, token="s3cr3t")
@@ -42,6 +43,7 @@ from starlette.routing import Route
 
 from lakota.errors import UnsafePathError
 from lakota.pod import POD
+from lakota.web import web_routes
 
 __all__ = ["build_app", "parse_repo_map", "parse_web_uri", "serve"]
 
@@ -94,30 +96,50 @@ def build_app(
         if prefix in prefixes:
             raise ValueError(f"Two repositories would be served at {prefix or '/'!r}")
         prefixes[prefix] = pod
-    routes = [Route("/", _index(list(prefixes)), methods=["GET"])]
+    ui = _ui_prefix(base, prefixes)
+    routes = [Route("/", _index(list(prefixes), ui), methods=["GET"])]
+    routes += web_routes(repos, ui, token)
     for prefix, pod in prefixes.items():
         routes.append(
             Route(prefix + "/{action}", _endpoint(pod, read_only), methods=["GET", "POST"])
         )
-    middleware = [Middleware(BearerAuth, token=token)] if token else []
+    middleware = [Middleware(BearerAuth, token=token, exempt=ui)] if token else []
     return Starlette(routes=routes, middleware=middleware)
 
 
-class BearerAuth:
-    """ASGI middleware: every request needs ``Authorization: Bearer <token>``."""
+def _ui_prefix(base: str, prefixes: Mapping[str, POD]) -> str:
+    """Where the web interface is served: ``BASE/ui``, which no repository may hide."""
+    ui = _clean_prefix(base, "ui")
+    for prefix in prefixes:
+        if prefix == ui or prefix.startswith(ui + "/"):
+            raise ValueError(f"A repository served at {prefix!r} would hide the web interface")
+    return ui
 
-    def __init__(self, app: Callable, token: str) -> None:
+
+class BearerAuth:
+    """ASGI middleware: every request needs ``Authorization: Bearer <token>``.
+
+    Paths under `exempt` (the web interface) are let through: their routes accept the
+    bearer token or a login session cookie themselves (`lakota.web.session`).
+    """
+
+    def __init__(self, app: Callable, token: str, exempt: str | None = None) -> None:
         self.app = app
         self.token = token.encode("utf-8")
+        self.exempt = exempt
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] == "http" and not self._authorized(scope):
+        if scope["type"] == "http" and not self._exempt(scope) and not self._authorized(scope):
             response = PlainTextResponse(
                 "Unauthorized", 401, headers={"WWW-Authenticate": 'Bearer realm="lakota"'}
             )
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _exempt(self, scope: dict) -> bool:
+        path, exempt = scope["path"], self.exempt
+        return exempt is not None and (path == exempt or path.startswith(exempt + "/"))
 
     def _authorized(self, scope: dict) -> bool:
         supplied = b""
@@ -129,13 +151,14 @@ class BearerAuth:
         return scheme.lower() == b"bearer" and valid
 
 
-def _index(prefixes: list[str]) -> Callable:
+def _index(prefixes: list[str], ui: str) -> Callable:
     async def index(request: Request) -> HTMLResponse:
         items = "".join(
             f'<li><a href="{html.escape(p or "/")}">{html.escape(p or "/")}</a></li>'
             for p in prefixes
         )
-        return HTMLResponse(f"<h4>Available endpoints:</h4><ul>{items}</ul>")
+        link = f'<p><a href="{html.escape(ui)}/">Web interface</a></p>'
+        return HTMLResponse(f"<h4>Available endpoints:</h4><ul>{items}</ul>{link}")
 
     return index
 
