@@ -402,8 +402,8 @@ def _cast_numbers(arr: numpy.ndarray, dt: numpy.dtype) -> numpy.ndarray:
         if plain.dtype.kind == "O":  # None, huge integers, mixed objects...
             raise TypeError(f"values {arr[:3].tolist()}... are not all {dt} numbers")
         return _cast_numbers(plain, dt)
-    if numpy.can_cast(arr.dtype, dt, "same_kind") or (arr.dtype.kind in "biu" and dt.kind == "f"):
-        return arr.astype(dt)
+    if numpy.can_cast(arr.dtype, dt, "safe") or (arr.dtype.kind in "biuf" and dt.kind == "f"):
+        return arr.astype(dt)  # a narrower integer is checked below: it could wrap around
     with numpy.errstate(invalid="ignore"):  # a lossy cast is refused just below
         out = arr.astype(dt)
     if not numpy.array_equal(out, arr):
