@@ -12,6 +12,7 @@ import numpy
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from interop import compat
 
 import lakota.changelog
 from lakota import POD, Repo, Schema
@@ -164,22 +165,22 @@ def test_5_lossy_datetimes_are_refused(definition: str, values, match: str) -> N
 # --- 6. clone with a new index column ----------------------------------------------------
 
 
-@pytest.mark.parametrize("defaults, expected", [({"extra": 5}, 5), (None, 0)])
-def test_6_clone_fills_a_new_index_column(defaults: dict | None, expected: int) -> None:
+def test_6_clone_fills_a_new_index_column() -> None:
+    found = compat.clone_with_extra_index({})
+    assert found["revisions"] == 1 and found["labels"] == ["a", "b"]
+    assert found["extra"] == {"a": [5, 5], "b": [5]}
+    assert found["value"] == {"a": [1.0, 2.0], "b": [3.0]}
+    assert found["ts"]["b"] == ["2020-01-03T00:00:00"]
+
+
+def test_6_new_index_column_defaults_to_zero_and_can_be_queried() -> None:
     repo = Repo()
-    src = repo.create_collection(Schema(ts="timestamp*", value="float"), "src")
-    stamps = numpy.array(["2020-01-01", "2020-01-02", "2020-01-03"], "M8[s]")
-    (src / "a").write({"ts": stamps[:2], "value": [1.0, 2.0]})
-    (src / "b").write({"ts": stamps[2:], "value": [3.0]})
-    dst = repo.create_collection(Schema(ts="timestamp*", extra="int*", value="float"), "dst")
-    assert len(src.clone(dst, defaults=defaults)) == 1
-    frame = (dst / "a").frame()
-    assert frame["extra"].tolist() == [expected, expected]
-    assert frame["value"].tolist() == [1.0, 2.0]
-    assert (dst / "b").frame()["ts"].tolist() == stamps[2:].tolist()
-    assert dst.commit().start["extra"].tolist() == [expected, expected]
-    picked = (dst / "a").frame(start=(stamps[1], expected))
-    assert picked["value"].tolist() == [2.0]
+    src = repo.create_collection(Schema(ts="int*", value="float"), "src")
+    (src / "a").write({"ts": [1, 2], "value": [1.0, 2.0]})
+    dst = repo.create_collection(Schema(ts="int*", extra="int*", value="float"), "dst")
+    src.clone(dst)
+    assert (dst.commit().start["extra"].tolist(), dst.commit().stop["ts"].tolist()) == ([0], [2])
+    assert (dst / "a").frame(start=(2, 0))["value"].tolist() == [2.0]
 
 
 # --- 7. MemPOD keeps emptied folders ----------------------------------------------------
