@@ -7,6 +7,7 @@ Revisions form a DAG rooted at `phi`. Concurrent writers fork it; `merge` joins 
 
 from __future__ import annotations
 
+import random
 import re
 import time
 from collections import defaultdict
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
-from .errors import CorruptedDataError
+from .errors import CorruptedDataError, UnreadableRevisionError
 from .utils import hexdigest, hextime, logger, pooled_map
 
 if TYPE_CHECKING:
@@ -28,7 +29,9 @@ zero_hash = "0" * 40
 phi = f"{zero_hextime}-{zero_hash}"
 _side = r"[0-9a-f]{11}-[0-9a-f]{40}"
 _revision_name = re.compile(rf"^({_side})\.({_side})$")
+_any_revision_name = re.compile(r"^([0-9a-f]+-[0-9a-f]+)\.([0-9a-f]+-[0-9a-f]+)$")
 _read_retries = (0.1, 0.2, 0.3, 0.4)
+_max_jitter = 0.01  # seconds, for `Changelog.commit(_jitter=True)`
 
 
 class RevDigest(NamedTuple):
@@ -48,7 +51,8 @@ class Revision:
 
     @classmethod
     def from_path(cls, changelog: Changelog, path: str) -> Revision:
-        match = _revision_name.match(path)
+        """The revision named by a file name or by a path ending with one (as `walk` yields)."""
+        match = _any_revision_name.match(path.rsplit("/", 1)[-1])
         if match is None:
             raise ValueError(f"Not a revision file name: {path!r}")
         return cls(changelog, *match.groups())
@@ -60,11 +64,12 @@ class Revision:
     @property
     def epoch(self) -> str:
         """The child's hextime (when this revision was written)."""
-        return self.child[:11]
+        return self.child.partition("-")[0]
 
     @property
     def digests(self) -> RevDigest:
-        return RevDigest(self.parent[12:], self.child[12:])
+        """The payload digests of the parent and of the child."""
+        return RevDigest(self.parent.partition("-")[2], self.child.partition("-")[2])
 
     def read(self) -> bytes:
         """The commit payload, checked against the digest in the file name."""
@@ -81,7 +86,7 @@ class Revision:
             if delay is None:
                 break
             time.sleep(delay)
-        raise CorruptedDataError(
+        raise UnreadableRevisionError(
             f"Unable to read revision {self.location}: content does not match its digest"
         )
 
@@ -249,8 +254,15 @@ class Changelog:
 
     # Writing
 
-    def commit(self, payload: bytes, parents: list[str] | None = None) -> list[Revision]:
-        """Write `payload` as the child of every parent (default: the leaf, or phi)."""
+    def commit(
+        self, payload: bytes, parents: list[str] | None = None, _jitter: bool = False
+    ) -> list[Revision]:
+        """Write `payload` as the child of every parent (default: the leaf, or phi).
+
+        `_jitter` is a test hook: sleep a random moment first, to shuffle concurrent writers.
+        """
+        if _jitter:
+            time.sleep(random.uniform(0, _max_jitter))
         if parents is None:
             leaf = self.leaf()
             parents = [leaf.child if leaf else phi]

@@ -455,32 +455,36 @@ def _bare(commit: Commit) -> Commit:
 
 
 def _clone_commit(commit: Commit, schema: Schema, rename: dict, defaults: dict) -> Commit:
-    """`commit` re-expressed with the columns of `schema`."""
+    """`commit` re-expressed with the columns of `schema`.
+
+    A column without a source is filled with its default (zero unless `defaults` says
+    otherwise); for an index column, that constant is also every row's start and stop.
+    An index column of the source that `schema` does not index cannot be dropped: it
+    is what orders the rows.
+    """
     source_of = {rename.get(name, name): name for name in commit.schema}
+    unmapped = [n for n in commit.schema.idx if rename.get(n, n) not in schema.idx]
+    if unmapped:
+        raise ValueError(f"Clone target lacks the index column(s) {', '.join(unmapped)}")
     embedded = dict(commit.embedded)
-    digests = {}
+    digests, start, stop = {}, {}, {}
     for name, column in schema.columns.items():
         if name in source_of:
             digests[name] = commit.digest[source_of[name]]
+            if column.idx:
+                start[name] = commit.start[source_of[name]]
+                stop[name] = commit.stop[source_of[name]]
             continue
+        fill = defaults.get(name, column.zero())
         values = []
         for length in commit.length.tolist():
-            fill = defaults.get(name, column.zero())
             filled = column.cast(numpy.full(length, fill, dtype=object))
             data, digest = column.codec.encode(filled, with_digest=True)
             embedded[digest] = data
             values.append(digest)
         digests[name] = numpy.array(values, dtype="U40")
-    missing_idx = [n for n in schema.idx if n not in source_of or source_of[n] not in commit.start]
-    if missing_idx:
-        raise ValueError(f"Clone target index column(s) {', '.join(missing_idx)} have no source")
+        if column.idx:
+            start[name] = stop[name] = column.cast(numpy.full(len(commit), fill, dtype=object))
     return Commit(
-        schema,
-        commit.label,
-        {n: commit.start[source_of[n]] for n in schema.idx},
-        {n: commit.stop[source_of[n]] for n in schema.idx},
-        digests,
-        commit.length,
-        commit.closed,
-        embedded,
+        schema, commit.label, start, stop, digests, commit.length, commit.closed, embedded
     )

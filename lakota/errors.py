@@ -34,8 +34,11 @@ class CollectionExistsError(LakotaError, ValueError):
     """A collection is created or renamed onto a label that is already taken."""
 
 
-class CollectionNotFoundError(LakotaError, KeyError):
-    """A collection label that the registry does not know."""
+class CollectionNotFoundError(LakotaError, KeyError, ValueError):
+    """A collection label that the registry does not know.
+
+    Also a `ValueError`: lakota 0.7.1 raised one there (`Repo.rename`, `pull`...).
+    """
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
@@ -51,6 +54,13 @@ class MissingDataError(LakotaError, FileNotFoundError):
 
 class CorruptedDataError(LakotaError, ValueError):
     """A stored file whose content does not match its digest."""
+
+
+class UnreadableRevisionError(CorruptedDataError, RuntimeError):
+    """A revision file that still does not match its digest after the read retries.
+
+    Also a `RuntimeError`, which lakota 0.7.1 raised there.
+    """
 
 
 class StorageError(LakotaError, OSError):

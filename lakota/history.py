@@ -13,6 +13,7 @@ from .utils import Closed, settings
 
 if TYPE_CHECKING:
     from .collection import Collection
+    from .pod import POD
 
 __all__ = ["merge_heads", "defrag_collection"]
 
@@ -151,14 +152,21 @@ def defrag_collection(collection: Collection, max_chunk: int) -> list[Revision]:
     with collection.multi() as batch:
         commit = collection.staged()
         for label in commit.labels() if commit is not None else []:
-            start = _fragmented_from(commit, label, max_chunk)
+            start = _fragmented_from(commit, label, max_chunk, collection.pod)
             if start is not None:
                 _rewrite(collection, commit, label, start)
     return batch.revs
 
 
-def _fragmented_from(commit: Commit, label: str, max_chunk: int) -> tuple | None:
-    """Start of the first small segment of `label`, if it has too many segments."""
+def _fragmented_from(commit: Commit, label: str, max_chunk: int, pod: POD) -> tuple | None:
+    """Start of the first small segment of `label`, if it has too many segments.
+
+    A segment is small when it holds fewer than ``min(page_len, stored rows /
+    (max_chunk + 1))`` rows (the rule of lakota 0.7.1). Its stored length is checked
+    first; when no segment is small by that count, the rows each one still shows are
+    counted (decoding the index columns), so that segments cut short by later
+    overlapping writes count as fragments too.
+    """
     a, b = commit.label_range(label)
     if b - a <= max_chunk:
         return None
@@ -167,6 +175,9 @@ def _fragmented_from(commit: Commit, label: str, max_chunk: int) -> tuple | None
     for pos in range(a, b - 1):
         if lengths[pos - a] < threshold:
             return commit.row(pos).start
+    for segment in commit.segments(label, pod)[:-1]:
+        if len(segment) < threshold:
+            return segment.start
     return None
 
 

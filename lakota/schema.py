@@ -216,9 +216,9 @@ class SchemaColumn:
         for token in tokens[1:]:
             if token == "*":
                 idx = True
-            elif token == "|" and not in_codecs:
+            elif token == "|":  # "str | vlen-utf8 | gzip": a pipe may also separate codecs
                 in_codecs = True
-            elif in_codecs and token not in ("|", "*") and not set(token) & set("|*"):
+            elif in_codecs and not set(token) & set("|*"):
                 codecs.append(token)
             else:
                 raise SchemaError(f"Column {name!r}: Unexpected item {token!r} in {text!r}")
@@ -349,6 +349,8 @@ def _cast_datetimes(arr: numpy.ndarray, dt: numpy.dtype) -> numpy.ndarray:
         return out
     if arr.dtype.kind in "iu":
         return arr.astype(dt)
+    if arr.dtype.kind == "f":
+        return _float_datetimes(arr, dt)
     if arr.dtype.kind in "USO":
         if arr.dtype.kind == "O":
             arr = numpy.array([_naive_utc(v) if isinstance(v, datetime) else v for v in arr])
@@ -360,6 +362,31 @@ def _cast_datetimes(arr: numpy.ndarray, dt: numpy.dtype) -> numpy.ndarray:
     raise TypeError(f"{arr.dtype} values are not dates")
 
 
+def _float_datetimes(arr: numpy.ndarray, dt: numpy.dtype) -> numpy.ndarray:
+    """Floats as counts of the column unit (epoch seconds for ``timestamp``), like ints.
+
+    NaN becomes NaT; a fraction of the unit, an infinity or an out-of-range value is
+    refused rather than truncated.
+    """
+    missing = numpy.isnan(arr)
+    values = arr[~missing]
+    if not numpy.all(numpy.abs(values) < 2.0**63):
+        raise ValueError("values out of the range of dates (or infinite)")
+    if not numpy.array_equal(values, numpy.trunc(values)):
+        raise ValueError(f"fractional values would be truncated to whole units of {dt}")
+    counts = numpy.where(missing, 0, arr).astype("i8")
+    out = counts.astype(dt)
+    out[missing] = numpy.datetime64("NaT")
+    return out
+
+
+def _time_counts(arr: numpy.ndarray, dt: numpy.dtype) -> numpy.ndarray:
+    """Datetimes or durations as counts of their own unit (``M8[s]`` gives epoch seconds)."""
+    if numpy.isnat(arr).any():
+        raise ValueError("NaT has no numeric value")
+    return _cast_numbers(arr.view("i8"), dt)
+
+
 _BOOL_TEXT = {"true": True, "1": True, "false": False, "0": False}
 
 
@@ -368,15 +395,15 @@ def _cast_numbers(arr: numpy.ndarray, dt: numpy.dtype) -> numpy.ndarray:
         return _parse_bools(arr)
     if arr.dtype.kind in "US":
         return numpy.asarray(arr, dtype=dt)
-    if arr.dtype.kind in "mMO" and dt.kind != "b":
-        if arr.dtype.kind == "O":
-            plain = numpy.asarray(arr.tolist())
-            if plain.dtype.kind == "O":  # None, huge integers, mixed objects...
-                raise TypeError(f"values {arr[:3].tolist()}... are not all {dt} numbers")
-            return _cast_numbers(plain, dt)
-        raise TypeError(f"{arr.dtype} values are not numbers")
-    if numpy.can_cast(arr.dtype, dt, "same_kind") or (arr.dtype.kind in "biu" and dt.kind == "f"):
-        return arr.astype(dt)
+    if arr.dtype.kind in "mM" and dt.kind != "b":
+        return _time_counts(arr, dt)
+    if arr.dtype.kind == "O" and dt.kind != "b":
+        plain = numpy.asarray(arr.tolist())
+        if plain.dtype.kind == "O":  # None, huge integers, mixed objects...
+            raise TypeError(f"values {arr[:3].tolist()}... are not all {dt} numbers")
+        return _cast_numbers(plain, dt)
+    if numpy.can_cast(arr.dtype, dt, "safe") or (arr.dtype.kind in "biuf" and dt.kind == "f"):
+        return arr.astype(dt)  # a narrower integer is checked below: it could wrap around
     with numpy.errstate(invalid="ignore"):  # a lossy cast is refused just below
         out = arr.astype(dt)
     if not numpy.array_equal(out, arr):
@@ -491,13 +518,17 @@ class Schema:
 
     @classmethod
     def from_frame(cls, frame: Any, idx_columns: Iterable[str] | None = None) -> Schema:
-        """Schema from the dtypes of a mapping of arrays (every column indexed by default)."""
-        columns = getattr(frame, "columns", frame)
+        """Schema from the dtypes of the columns of a dict, Frame, pandas, Arrow or Polars
+        table (every column indexed by default)."""
+        columns = as_column_mapping(frame)
         idx = set(columns if idx_columns is None else idx_columns)
+        unknown = sorted(idx - set(columns))
+        if unknown:
+            raise SchemaError(f"Unknown index column(s): {', '.join(map(repr, unknown))}")
         return cls(
             **{
-                name: SchemaColumn(name, numpy.asarray(arr).dtype, idx=name in idx)
-                for name, arr in columns.items()
+                name: SchemaColumn(name, _infer_array(columns[name]).dtype, idx=name in idx)
+                for name in columns
             }
         )
 

@@ -6,11 +6,13 @@ import enum
 import hashlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
@@ -262,6 +264,61 @@ def pooled_imap(
     finally:
         for future in futures:
             future.cancel()
+
+
+class Pool:
+    """Run tasks on the shared storage pool; `results` lists their return values in
+    submission order once the ``with`` block ends (as `lakota.utils.Pool` of 0.7.1).
+
+    >>> with Pool() as pool:
+    ...     for n in range(3):
+    ...         pool.submit(pow, n, 2)
+    >>> pool.results
+    [0, 1, 4]
+
+    With `settings.threaded` off, or inside a pool worker (a nested pool), tasks run at
+    once and their errors raise from `submit`; otherwise the first error raises when
+    the block ends.
+    """
+
+    def __init__(self) -> None:
+        self.results: list = []
+        self._futures: list[Future] = []
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def submit(self, fn: Callable, *args: Any, **kwargs: Any) -> None:
+        if settings.threaded and _worker_kind() is None:
+            self._futures.append(_shared_executor().submit(fn, *args, **kwargs))
+            return
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        self._futures.append(future)
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        futures, self._futures = self._futures, []
+        if exc_type is not None:
+            for future in futures:
+                future.cancel()
+            return
+        self.results = [future.result() for future in futures]
+
+
+@contextmanager
+def timeit(title: str = "") -> Iterator[None]:
+    """Print how long the block took on stderr, as ``"<title> 52.88ms"`` (a block that
+    raises prints nothing). Also works as a decorator."""
+    start = time.perf_counter()
+    yield
+    print(f"{title} {_pretty_duration(time.perf_counter() - start)}", file=sys.stderr)
+
+
+def _pretty_duration(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.2f}{unit}"
+    return f"{seconds / 1e-9:.2f}ns"
 
 
 def cpu_width() -> int:

@@ -4,7 +4,9 @@ Upstream runs in its own virtual environment (`build/interop-venv`, built once b
 `interop.venv`). Both implementations run the same `interop/scenario.py` steps on
 local folder repositories and dump a JSON manifest of everything they can read back
 (schemas, frames, lengths, revisions, time travel, decoded commits), so each test
-compares what the two libraries see in one repository.
+compares what the two libraries see in one repository. Then `interop/compat.py` runs
+snippets of user code written for 0.7.1 on both sides and compares what they return,
+or the class of what they raise.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy
 import pytest
-from interop import scenario
+from interop import compat, scenario
 from interop.venv import VenvError, clean_env, ensure_venv
 from numcodecs import Blosc
 
@@ -297,3 +299,50 @@ def test_mixed_history_ours_then_upstream(
     check_extended(theirs, ours_written[1])
     check_collected(folder, ours_written[0])
     same_view(run_ours("dump", folder), theirs)
+
+
+# Code written for lakota 0.7.1 (issue 15): same snippet, same outcome on both sides
+
+
+@pytest.fixture(scope="session")
+def compat_contexts(s3_server) -> Iterator[tuple[dict, dict]]:
+    """What the snippets need from outside, for upstream and for us: a fresh bucket each."""
+    buckets = [s3_server.create_bucket() for _ in range(2)]
+    yield tuple({"s3": s3_server.uri(bucket)} for bucket in buckets)
+    for bucket in buckets:
+        s3_server.drop_bucket(bucket)
+
+
+@pytest.fixture(scope="session")
+def upstream_compat(upstream_python: Path, compat_contexts: tuple[dict, dict]) -> dict:
+    """Every snippet of `interop/compat.py`, run once by upstream lakota."""
+    result = subprocess.run(
+        [
+            str(upstream_python),
+            str(Path(compat.__file__).resolve()),
+            json.dumps(compat_contexts[0]),
+        ],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=ROOT / "build",
+        timeout=300,
+    )
+    if result.returncode:
+        pytest.fail(f"upstream lakota failed on the compat snippets:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout)
+
+
+def comparable(outcome: dict) -> dict:
+    """An outcome without the message of an error (both name the class)."""
+    return {key: value for key, value in outcome.items() if key != "message"}
+
+
+@pytest.mark.parametrize("name", list(compat.SNIPPETS))
+def test_code_written_for_upstream_runs_the_same(
+    name: str, upstream_compat: dict, compat_contexts: tuple[dict, dict]
+) -> None:
+    theirs = upstream_compat[name]
+    ours = compat.outcome(name, compat_contexts[1])
+    assert "value" in theirs, f"the snippet fails on upstream lakota: {theirs}"
+    assert comparable(ours) == comparable(theirs), f"ours: {ours}\ntheirs: {theirs}"

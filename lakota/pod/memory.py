@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import threading
 from pathlib import PurePosixPath
 
@@ -12,10 +13,12 @@ from lakota.pod.base import POD, Parts, PathLike, join_parts, path_error, split_
 class MemStore:
     """The files of a MemPOD and of all its sub-PODs, keyed by tuples of path parts.
 
-    Folders are implicit: `children` maps each folder holding files to the names it
-    holds, and the root folder ``()`` always exists. With `lru_size`, new and recently
-    read files go to the front generation; when its total size exceeds
-    ``lru_size // 2`` it becomes the back generation and the previous back is dropped.
+    `children` maps each folder to the names it holds; the root folder ``()`` always
+    exists. Writing a file creates its folders, and they stay when their files go, as
+    on a file system (a folder goes with `rm` or `mv` of the folder itself). With
+    `lru_size`, new and recently read files go to the front generation; when its total
+    size exceeds ``lru_size // 2`` it becomes the back generation and the previous back
+    is dropped (with the folders its files leave empty).
     Every public method holds the lock.
     """
 
@@ -76,11 +79,11 @@ class MemStore:
                 return
             if key not in self.children:
                 raise _error(errno.ENOENT, key)
-            files = self._files_under(key)
-            if files and not recursive:
+            if self.children[key] and not recursive:
                 raise _error(errno.ENOTEMPTY, key)
-            for file_key in files:
+            for file_key in self._files_under(key):
                 self._drop(file_key)
+            self._forget_folder(key)
 
     def mv(self, src: Parts, dst: Parts) -> None:
         with self.lock:
@@ -99,6 +102,9 @@ class MemStore:
             sources = [src] if is_file else self._files_under(src)
             # Drop everything before putting back: a rotation must not evict unmoved files
             moved = [((*dst, *key[len(src) :]), self._drop(key)) for key in sources]
+            if not is_file:
+                self._forget_folder(src)
+                self._add_folder(dst)
             for key, data in moved:
                 self._put(key, data)
 
@@ -119,29 +125,47 @@ class MemStore:
                 (stack if child in self.children else files).append(child)
         return files
 
+    def _add_folder(self, folder: Parts) -> None:
+        """Create a folder and its parents (existing ones are kept)."""
+        for end in range(len(folder)):
+            self.children.setdefault(folder[:end], set()).add(folder[end])
+        self.children.setdefault(folder, set())
+
     def _put(self, key: Parts, data: bytes) -> None:
         self.back.pop(key, None)
         previous = self.front.get(key, b"")
         self.front[key] = data
         self.front_size += len(data) - len(previous)
-        for end in range(len(key)):
-            self.children.setdefault(key[:end], set()).add(key[end])
+        self._add_folder(key[:-1])
+        self.children[key[:-1]].add(key[-1])
         if self.lru_size is not None and self.front_size > self.lru_size // 2:
             for evicted in self.back:
                 self._unindex(evicted)
             self.back, self.front, self.front_size = self.front, {}, 0
 
     def _drop(self, key: Parts) -> bytes:
+        """Remove a file (its folder stays)."""
         if key in self.front:
             data = self.front.pop(key)
             self.front_size -= len(data)
         else:
             data = self.back.pop(key)
-        self._unindex(key)
+        self.children[key[:-1]].discard(key[-1])
         return data
 
+    def _forget_folder(self, folder: Parts) -> None:
+        """Remove a folder whose files are gone, with its sub-folders (the root stays)."""
+        stack = [folder]
+        while stack:
+            key = stack.pop()
+            stack.extend((*key, name) for name in self.children.pop(key, ()))
+        if folder:
+            self.children[folder[:-1]].discard(folder[-1])
+        else:
+            self.children[()] = set()
+
     def _unindex(self, key: Parts) -> None:
-        """Forget a file in its folder, and the folders left empty (except the root)."""
+        """Forget an evicted file, and the folders it leaves empty (except the root)."""
         for end in range(len(key), 0, -1):
             parent = key[: end - 1]
             names = self.children[parent]
@@ -167,7 +191,10 @@ class MemPOD(POD):
         if store is not None and lru_size is not None:
             raise ValueError("Give lru_size to the MemStore, not to a MemPOD sharing it")
         self.store = store if store is not None else MemStore(lru_size)
-        self.parts = split_path(path)
+        text = os.fspath(path)
+        if isinstance(text, str):  # a memory store has no outside: "/" is its root
+            text = text.lstrip("/")
+        self.parts = split_path(text)
         self.path = PurePosixPath(*self.parts)
 
     def __repr__(self) -> str:

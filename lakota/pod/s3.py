@@ -291,11 +291,11 @@ class S3POD(POD):
         return sorted(entry for entry in entries if entry[0])
 
     def _ls(self, parts: Parts) -> list[str]:
+        """S3 has no folders: a missing prefix lists as empty (as in lakota 0.7.1)."""
         names = sorted({name for name, _ in self._scan(parts)})
-        if names or not parts:
+        if names or not parts or not self._head(self._key(parts), "ls"):
             return names
-        key = self._key(parts)
-        raise path_error(errno.ENOTDIR if self._head(key, "ls") else errno.ENOENT, self._url(key))
+        raise path_error(errno.ENOTDIR, self._url(self._key(parts)))
 
     def _walk_files(self, max_depth: int | None) -> Iterator[str]:
         """One flat listing of every key below the root, instead of a listing per folder."""

@@ -4,7 +4,8 @@ Upstream runs there as a black-box peer: the tests start its interpreter on
 `scenario.py` and read the JSON it prints. The codec libraries (numpy, numcodecs,
 msgpack) are installed at the versions of the environment running the tests, so that
 both implementations encode with the same compressors and byte-level comparisons of
-commits are meaningful.
+commits are meaningful; so are pandas and boto3, which some compatibility snippets use
+(a pandas DataFrame, an S3 bucket).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 UPSTREAM = "lakota==0.7.1"
-MIRRORED = ("numpy", "numcodecs", "msgpack")
+MIRRORED = ("numpy", "numcodecs", "msgpack", "pandas", "boto3")
 STAMP = "interop.stamp"
 PIP_TIMEOUT = 240
 
