@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy
 import pytest
 from conftest import CORE_KINDS
@@ -164,11 +166,23 @@ def test_refresh_sees_collections_made_by_another_repo_object(repo, reopen):
     assert other.ls() == ["new"]
 
 
+def _next_millisecond() -> None:
+    """Let the revision clock tick, so that the next write is the later leaf.
+
+    Two writes in the same millisecond from different Repo objects tie on time, and
+    their order then follows their digests, like in lakota 0.7.1.
+    """
+    start = hextime()
+    while hextime() == start:
+        time.sleep(0.0005)
+
+
 @CORE
 def test_concurrent_creations_merge(repo, reopen):
     other = reopen()
     other.registry.changelog.log()
     repo.create_collection(SCHEMA, "mine")
+    _next_millisecond()
     other.create_collection(SCHEMA, "theirs")
     repo.refresh()
     assert repo.ls() == ["theirs"]
