@@ -75,13 +75,54 @@ class SizedBlosc(numcodecs.abc.Codec):
         return self.compatible.decode(buf, out=out)
 
 
+# The numcodecs codecs a schema may name. Schemas come from repositories made elsewhere,
+# so each one only reshapes bytes and numbers: never pickle, nothing that imports or runs
+# code, and only codecs that work with their default arguments and give back every
+# value they were given (packbits, for one, keeps one bit of each number).
+SAFE_CODECS = frozenset(
+    {
+        "adler32",
+        "base64",
+        "blosc",
+        "bz2",
+        "crc32",
+        "fletcher32",
+        "gzip",
+        "jenkins_lookup3",
+        "json2",
+        "lz4",
+        "lzma",
+        "msgpack2",
+        "shuffle",
+        "vlen-bytes",
+        "vlen-utf8",
+        "zlib",
+        "zstd",
+    }
+)
+
+
+def check_codec_names(names: Iterable[str]) -> tuple[str, ...]:
+    """`names` as a tuple if every one is in `SAFE_CODECS`, else `SchemaError` naming it.
+
+    Checked before numcodecs is asked for anything: its registry would load plugins, and
+    some of its codecs (pickle) run code found in the data they decode.
+    """
+    names = tuple(names)
+    for name in names:
+        if not isinstance(name, str):
+            raise SchemaError(f"A codec name is a string, not {type(name).__name__}: {name!r}")
+        if name not in SAFE_CODECS:
+            raise SchemaError(
+                f"Codec {name!r} is unknown or unsafe; allowed: {', '.join(sorted(SAFE_CODECS))}"
+            )
+    return names
+
+
 def _build_codec(name: str) -> numcodecs.abc.Codec:
     if name == "blosc":
         return SizedBlosc()
-    try:
-        return numcodecs.get_codec({"id": name})
-    except (KeyError, ValueError):
-        raise SchemaError(f"Unknown codec {name!r}") from None
+    return numcodecs.get_codec({"id": name})
 
 
 def _raw_bytes(arr: numpy.ndarray) -> memoryview:
@@ -98,7 +139,7 @@ class Codec:
         self.dt = resolve_dtype(dt)
         if not codec_names:
             codec_names = ("msgpack2", "zstd") if self.dt.kind in _TEXT_KINDS else _NUMBER_CODECS
-        self.codec_names = tuple(codec_names)
+        self.codec_names = check_codec_names(codec_names)
         self._codecs = [_build_codec(name) for name in self.codec_names]
 
     def encode(self, arr: numpy.ndarray, with_digest: bool = False) -> Any:
