@@ -1,4 +1,11 @@
-"""Local folder storage with atomic writes: `FilePOD`."""
+"""Local folder storage with atomic writes: `FilePOD`.
+
+A FilePOD never follows a symbolic link out of its root folder (the folder it was
+created on; sub-PODs of `cd` share it): every path is resolved first, and one that
+lands outside raises `UnsafePathError`. Links between places inside the root still work,
+and listings skip links that lead outside. Files are opened with ``O_NOFOLLOW`` on their
+resolved path, so a file swapped for a link after the check is not followed either.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
+from lakota.errors import UnsafePathError
 from lakota.pod.base import POD, Parts, PathLike, path_error, split_path
 from lakota.utils import settings
 
@@ -20,7 +28,12 @@ TMP_PREFIX = ".tmp-"
 
 # errno values of os.link on file systems without hard links
 _NO_HARD_LINKS = {
-    errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS
+    errno.EPERM,
+    errno.ENOTSUP,
+    errno.EOPNOTSUPP,
+    errno.EXDEV,
+    errno.EMLINK,
+    errno.ENOSYS,
 }
 
 
@@ -32,6 +45,7 @@ class FilePOD(POD):
 
     def __init__(self, path: PathLike) -> None:
         self.path = Path(path).expanduser()
+        self.root = self.path  # the folder no path may leave, shared by sub-PODs
 
     @property
     def size(self) -> int:
@@ -39,7 +53,26 @@ class FilePOD(POD):
         return sum(self.path.joinpath(name).stat().st_size for name in self.walk())
 
     def _abs(self, parts: Parts) -> Path:
-        return self.path.joinpath(*parts)
+        """The path of `parts`, once checked that following its links stays in the root."""
+        path = self.path.joinpath(*parts)
+        self._resolve_inside(path)
+        return path
+
+    def _resolve_inside(self, path: PathLike) -> str:
+        """`path` with every link resolved; `UnsafePathError` if that leaves the root."""
+        real = os.path.realpath(path)
+        if not _is_within(real, os.path.realpath(self.root)):
+            raise UnsafePathError(
+                f"Path {os.fspath(path)!r} leads out of {os.fspath(self.root)!r} "
+                "through a symbolic link"
+            )
+        return real
+
+    def _inside(self, entry: os.DirEntry) -> bool:
+        """False for a link that leads out of the root (listings skip those)."""
+        if not entry.is_symlink():
+            return True
+        return _is_within(os.path.realpath(entry.path), os.path.realpath(self.root))
 
     def _cd(self, parts: Parts) -> FilePOD:
         sub = copy.copy(self)  # not FilePOD(...): a folder named "~" must not expand
@@ -47,7 +80,12 @@ class FilePOD(POD):
         return sub
 
     def _ls(self, parts: Parts) -> list[str]:
-        return [name for name in os.listdir(self._abs(parts)) if not name.startswith(TMP_PREFIX)]
+        with os.scandir(self._abs(parts)) as entries:
+            return [
+                entry.name
+                for entry in entries
+                if not entry.name.startswith(TMP_PREFIX) and self._inside(entry)
+            ]
 
     def _scan(self, parts: Parts) -> list[tuple[str, bool]]:
         try:
@@ -60,7 +98,7 @@ class FilePOD(POD):
             found = [
                 (entry.name, entry.is_dir())
                 for entry in entries
-                if not entry.name.startswith(TMP_PREFIX)
+                if not entry.name.startswith(TMP_PREFIX) and self._inside(entry)
             ]
         return sorted(found)
 
@@ -68,15 +106,18 @@ class FilePOD(POD):
         """The folder's modification time and inode (a new entry or a rename changes it)."""
         try:
             stat = os.stat(self._abs(split_path(relpath)))
-        except OSError:
+        except (OSError, UnsafePathError):
             return None
         return (stat.st_mtime_ns, stat.st_ino)
 
     def _read(self, parts: Parts) -> bytes:
-        return self._abs(parts).read_bytes()
+        real = self._resolve_inside(self.path.joinpath(*parts))
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with open(fd, "rb") as stream:
+            return stream.read()
 
     def _write(self, parts: Parts, data: bytes, force: bool) -> int | None:
-        path = os.path.join(self.path, *parts)
+        path = os.fspath(self._abs(parts))
         if os.path.isdir(path):
             raise path_error(errno.EISDIR, path)
         if not force and os.path.lexists(path):
@@ -122,6 +163,10 @@ class FilePOD(POD):
                 if name.startswith(TMP_PREFIX):
                     purged += _unlink_older(Path(folder, name), deadline)
         return purged
+
+
+def _is_within(real: str, root: str) -> bool:
+    return real == root or real.startswith(os.path.join(root, ""))
 
 
 def _unlink_older(path: Path, deadline: float) -> bool:
