@@ -126,8 +126,10 @@ class FilePOD(POD):
         try:
             if force:
                 os.replace(tmp, path)
-                return len(data)
-            return len(data) if _publish_new(tmp, path) else None
+            elif not _publish_new(tmp, path):
+                return None
+            _sync_folder(os.path.dirname(path))  # the new name survives a power cut
+            return len(data)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)  # left after a hard link, or after a failure
@@ -151,8 +153,11 @@ class FilePOD(POD):
         source, target = self._abs(src), self._abs(dst)
         if not os.path.lexists(source):
             raise path_error(errno.ENOENT, str(source))
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _make_folders(target.parent)
         os.replace(source, target)
+        _sync_folder(target.parent)
+        if source.parent != target.parent:
+            _sync_folder(source.parent)
 
     def purge_temporary(self, max_age: float) -> int:
         """Delete the temporary files of writes that never finished (a killed process)."""
@@ -188,7 +193,7 @@ def _stage(folder: str, data: bytes) -> str:
     try:
         fd = os.open(tmp, flags, 0o666)
     except FileNotFoundError:
-        os.makedirs(folder, exist_ok=True)
+        _make_folders(Path(folder))
         fd = os.open(tmp, flags, 0o666)
     try:
         with open(fd, "wb") as stream:
@@ -201,6 +206,34 @@ def _stage(folder: str, data: bytes) -> str:
             os.unlink(tmp)
         raise
     return tmp
+
+
+def _make_folders(folder: Path) -> None:
+    """Create `folder` and its missing parents; with `settings.fsync`, the entry of each
+    new folder is made durable in its parent before anything is written below it."""
+    missing = []
+    while not folder.is_dir() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # a concurrent writer made it
+            new.mkdir()
+        _sync_folder(new.parent)
+
+
+def _sync_folder(folder: PathLike) -> None:
+    """With `settings.fsync`, flush the entries of `folder` (names made by link, rename or
+    mkdir are only durable once their folder is). File systems that cannot are skipped."""
+    if not settings.fsync:
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _publish_new(tmp: str, path: str) -> bool:
