@@ -16,6 +16,7 @@ import numcodecs
 import numpy
 from numcodecs import Blosc
 
+from .decoding import decode_within
 from .errors import FrameError, SchemaError
 from .utils import hexdigest, settings
 
@@ -204,20 +205,31 @@ class Codec:
                 )
             self._codecs[0].decode(data, out=_raw_bytes(out))
             return
-        arr = self.decode(data)
+        arr = self.decode(data, len(out))
         if arr.shape != out.shape:
             raise ValueError(f"{len(arr)} values decoded where {len(out)} are expected")
         out[...] = arr
 
-    def decode(self, data: bytes) -> numpy.ndarray:
-        """Inverse of `encode`."""
+    def decode(self, data: bytes, length: int | None = None) -> numpy.ndarray:
+        """Inverse of `encode`. Given `length`, the number of values `data` holds (its
+        commit row says), no codec may decode to more bytes than `max_decoded_size`
+        allows (`CorruptedDataError`), whatever the data claims."""
         if len(data) == 0:
             return numpy.empty(0, dtype=self.dt)
+        limit = None if length is None else self.max_decoded_size(length)
         for codec in reversed(self._codecs):
-            data = codec.decode(data)
+            data = codec.decode(data) if limit is None else decode_within(codec, data, limit)
         if self.dt.kind in _TEXT_KINDS:
             return numpy.asarray(data).astype(self.dt, copy=False)
         return numpy.frombuffer(data, dtype=self.dt)
+
+    def max_decoded_size(self, length: int) -> int:
+        """The most bytes any step of decoding `length` values may produce: their size
+        for numbers, `settings.max_text_value_size` each for text and objects, plus room
+        for the headers of compressed layers."""
+        per_value = settings.max_text_value_size if self.dt.kind in _TEXT_KINDS else None
+        raw = length * (per_value or self.dt.itemsize)
+        return raw + raw // 8 + 1024
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Codec):

@@ -1,0 +1,108 @@
+"""Decoding bytes from elsewhere within a size budget, so that a small hostile file (a
+"decompression bomb") cannot make a reader allocate gigabytes before its digest is checked.
+
+>>> import numcodecs
+>>> data = numcodecs.Zstd().encode(bytes(1000))
+>>> announced_size("zstd", data)
+1000
+>>> len(decode_within(numcodecs.Zstd(), data, 1000))
+1000
+>>> decode_within(numcodecs.Zstd(), data, 999)
+Traceback (most recent call last):
+...
+lakota.errors.CorruptedDataError: zstd data announces 1000 bytes where at most 999 are expected
+
+Codecs whose header announces the decoded size (blosc, zstd, lz4) are checked before
+decoding; stream compressors without one (gzip, zlib, bz2, lzma) are decoded with a
+bounded output. Other codecs never output much more than they are given.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from lakota.errors import CorruptedDataError
+
+__all__ = ["announced_size", "decode_within"]
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_BLOSC_HEADER = 16
+_LZ4_HEADER = 4  # numcodecs' LZ4 prefixes the decoded size, little-endian
+
+
+def announced_size(codec_id: str, data: bytes) -> int | None:
+    """The decoded size that the header of `data` announces, None if it has no header
+    that says (raises `CorruptedDataError` for a zstd frame that does not tell)."""
+    if codec_id == "blosc":
+        return int.from_bytes(data[4:8], "little") if len(data) >= _BLOSC_HEADER else None
+    if codec_id == "lz4":
+        return int.from_bytes(data[:_LZ4_HEADER], "little") if len(data) >= _LZ4_HEADER else None
+    if codec_id == "zstd":
+        return _zstd_content_size(data)
+    return None
+
+
+def _zstd_content_size(data: bytes) -> int | None:
+    """The Frame_Content_Size of a zstd frame header (RFC 8878, section 3.1.1.1)."""
+    if len(data) < 6 or data[:4] != _ZSTD_MAGIC:
+        return None  # not a zstd frame: the decoder will say so
+    descriptor = data[4]
+    size_flag, single_segment, dict_flag = descriptor >> 6, descriptor >> 5 & 1, descriptor & 3
+    field_size = (1 if single_segment else 0, 2, 4, 8)[size_flag]
+    if field_size == 0:
+        raise CorruptedDataError("zstd frame does not announce its decoded size")
+    start = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[dict_flag]
+    field = data[start : start + field_size]
+    if len(field) != field_size:
+        return None  # truncated header: the decoder will say so
+    return int.from_bytes(field, "little") + (256 if field_size == 2 else 0)
+
+
+def _gzip(data: bytes, most: int) -> bytes:
+    with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as stream:
+        return stream.read(most)
+
+
+def _stream(make: Callable[[], Any]) -> Callable[[bytes, int], bytes]:
+    """A decoder that stops after `most` bytes, for decompressor objects of the stdlib."""
+
+    def decode(data: bytes, most: int) -> bytes:
+        decompressor = make()
+        out = decompressor.decompress(data, most)
+        if len(out) < most and not decompressor.eof:
+            raise CorruptedDataError("compressed stream ends too soon")
+        return out
+
+    return decode
+
+
+_BOUNDED: dict[str, Callable[[bytes, int], bytes]] = {
+    "gzip": _gzip,
+    "zlib": _stream(zlib.decompressobj),
+    "bz2": _stream(bz2.BZ2Decompressor),
+    "lzma": _stream(lambda: lzma.LZMADecompressor(format=lzma.FORMAT_XZ)),
+}
+
+
+def decode_within(codec: Any, data: bytes, limit: int) -> Any:
+    """`codec.decode(data)`, refused with `CorruptedDataError` before it allocates more
+    than `limit` bytes."""
+    codec_id = codec.codec_id
+    size = announced_size(codec_id, bytes(data[:32]))
+    if size is not None and size > limit:
+        raise CorruptedDataError(
+            f"{codec_id} data announces {size} bytes where at most {limit} are expected"
+        )
+    bounded = _BOUNDED.get(codec_id)
+    if bounded is None:
+        return codec.decode(data)
+    out = bounded(bytes(data), limit + 1)
+    if len(out) > limit:
+        raise CorruptedDataError(f"{codec_id} data decodes to more than {limit} bytes")
+    return out
