@@ -167,3 +167,12 @@ def test_certificates_are_verified_unless_settings_or_the_uri_say_not(
     relaxed.client.create_bucket(Bucket="tls-verify")
     assert relaxed.ls() == []
     assert POD.from_uri(f"{uri}?verify=true").client.meta.endpoint_url.startswith("https://")
+
+
+@pytest.mark.parametrize(
+    "query, verify",
+    [("", None), ("?verify=false", False), ("?verify=1", True), ("?verify=/ca.pem", "/ca.pem")],
+)
+def test_the_verify_option_of_a_uri(query: str, verify) -> None:
+    pod = POD.from_uri(f"s3+https://127.0.0.1:9/b{query}")
+    assert pod._client_args[2] == verify  # None: settings.verify_ssl when the client is made

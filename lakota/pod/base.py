@@ -321,7 +321,7 @@ def _s3_pod(uri: str, kwargs: dict[str, Any]) -> POD:
     params: dict[str, Any] = _query_params(split.query)
     _check_params(params, ["profile", "verify", "key", "secret", "token"], uri)
     if "verify" in params:
-        params["verify"] = params["verify"].lower() not in ("false", "0", "no", "off")
+        params["verify"] = _verify_option(params["verify"])
     params.update(_s3_user_info(split, params, uri))
     bucket_path = split.path.strip("/")
     if not bucket_path:
@@ -337,6 +337,13 @@ def _s3_pod(uri: str, kwargs: dict[str, Any]) -> POD:
             raise ValueError("Give the endpoint once: in the URI or as endpoint_url=, not both")
         return s3pod(path, endpoint_url=f"https://{host}", **{**params, **kwargs})
     return s3pod(path, netloc=host or None, **{**params, **kwargs})
+
+
+def _verify_option(value: str) -> bool | str:
+    """``?verify=``: false/0/no/off, true/1/yes/on, or the path of a CA bundle."""
+    if value.lower() in ("false", "0", "no", "off"):
+        return False
+    return True if value.lower() in ("true", "1", "yes", "on", "") else value
 
 
 def _s3_user_info(split: Any, params: dict[str, Any], uri: str) -> dict[str, str]:
