@@ -6,6 +6,7 @@ Attacks that crash the interpreter on an unfenced evaluator run in a child proce
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ import textwrap
 import numpy
 import pytest
 
-from lakota import Frame, Schema
+from lakota import Frame, Repo, Schema
 from lakota.errors import ExpressionError
 from lakota.sexpr import AST, NUMPY_NAMES
 
@@ -148,7 +149,7 @@ FUZZ = """
 import warnings
 import numpy
 from hypothesis import given, settings, HealthCheck, strategies as st
-from lakota import Frame, Schema
+from lakota import Frame, Repo, Schema
 from lakota.errors import ExpressionError
 
 warnings.simplefilter("ignore")
@@ -199,3 +200,30 @@ def test_random_expressions_from_numpy_names_return_or_raise_expression_error(tm
     assert "fuzz done" in child.stdout
     written = [path.name for path in tmp_path.iterdir() if path.name != ".hypothesis"]
     assert written == []  # nothing written to the working folder
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-m", "(lib.add_newdoc 'evilmod' 'x' 'y')"],
+        ["-m", "(info 'x' 76 (kw 'toplevel' 'evilmod'))"],
+        ["(lib.add_newdoc 'evilmod' 'x' 'y')"],  # a column expression of reduce
+    ],
+)
+def test_the_cli_refuses_escaping_expressions(args, tmp_path):
+    repo = Repo(str(tmp_path / "repo"))
+    coll = repo.create_collection(Schema(idx="int*", value="float"), "c")
+    coll.series("s").write({"idx": [1, 2], "value": [1.0, 2.0]})
+    marker = tmp_path / "imported"
+    (tmp_path / "evilmod.py").write_text(f"open({str(marker)!r}, 'w').write('yes')\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "lakota", "-r", str(tmp_path / "repo"), "read", "c/s", *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    assert 'Unexpected token: "' in proc.stderr and "Traceback" not in proc.stderr
+    assert not marker.exists()
