@@ -1,10 +1,11 @@
 """Local folder storage with atomic writes: `FilePOD`.
 
 A FilePOD never follows a symbolic link out of its root folder (the folder it was
-created on; sub-PODs of `cd` share it): every path is resolved first, and one that
-lands outside raises `UnsafePathError`. Links between places inside the root still work,
-and listings skip links that lead outside. Files are opened with ``O_NOFOLLOW`` on their
-resolved path, so a file swapped for a link after the check is not followed either.
+created on; sub-PODs of `cd` share it): the components of every path below the root are
+checked (one ``lstat`` each), a path through a link is resolved, and one that lands
+outside raises `UnsafePathError`. Links between places inside the root still work, and
+listings skip links that lead outside. Files are read with ``O_NOFOLLOW``, so a file
+swapped for a link after the check is not followed either.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import copy
 import errno
 import os
 import shutil
+import stat
 import time
 import uuid
 from pathlib import Path
@@ -28,13 +30,8 @@ TMP_PREFIX = ".tmp-"
 
 # errno values of os.link on file systems without hard links
 _NO_HARD_LINKS = {
-    errno.EPERM,
-    errno.ENOTSUP,
-    errno.EOPNOTSUPP,
-    errno.EXDEV,
-    errno.EMLINK,
-    errno.ENOSYS,
-}
+    errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS
+}  # fmt: skip
 
 
 class FilePOD(POD):
@@ -46,6 +43,7 @@ class FilePOD(POD):
     def __init__(self, path: PathLike) -> None:
         self.path = Path(path).expanduser()
         self.root = self.path  # the folder no path may leave, shared by sub-PODs
+        self._prefix: Parts = ()  # where `path` is below `root`
 
     @property
     def size(self) -> int:
@@ -54,9 +52,22 @@ class FilePOD(POD):
 
     def _abs(self, parts: Parts) -> Path:
         """The path of `parts`, once checked that following its links stays in the root."""
-        path = self.path.joinpath(*parts)
-        self._resolve_inside(path)
-        return path
+        self._real(parts)
+        return self.path.joinpath(*parts)
+
+    def _real(self, parts: Parts) -> str:
+        """The path of `parts`, resolved if a link lies on the way (then checked to stay in
+        the root: `UnsafePathError` otherwise). Costs one ``lstat`` per component."""
+        path = os.fspath(self.root)
+        for part in self._prefix + parts:
+            path = f"{path}{os.sep}{part}"
+            try:
+                is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+            except (FileNotFoundError, NotADirectoryError):
+                break  # nothing exists below, so no link either
+            if is_link:
+                return self._resolve_inside(self.path.joinpath(*parts))
+        return os.path.join(self.path, *parts)
 
     def _resolve_inside(self, path: PathLike) -> str:
         """`path` with every link resolved; `UnsafePathError` if that leaves the root."""
@@ -77,6 +88,7 @@ class FilePOD(POD):
     def _cd(self, parts: Parts) -> FilePOD:
         sub = copy.copy(self)  # not FilePOD(...): a folder named "~" must not expand
         sub.path = self._abs(parts)
+        sub._prefix = self._prefix + parts
         return sub
 
     def _ls(self, parts: Parts) -> list[str]:
@@ -105,14 +117,13 @@ class FilePOD(POD):
     def change_token(self, relpath: PathLike = ".") -> object | None:
         """The folder's modification time and inode (a new entry or a rename changes it)."""
         try:
-            stat = os.stat(self._abs(split_path(relpath)))
+            info = os.stat(self._abs(split_path(relpath)))
         except (OSError, UnsafePathError):
             return None
-        return (stat.st_mtime_ns, stat.st_ino)
+        return (info.st_mtime_ns, info.st_ino)
 
     def _read(self, parts: Parts) -> bytes:
-        real = self._resolve_inside(self.path.joinpath(*parts))
-        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(self._real(parts), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         with open(fd, "rb") as stream:
             return stream.read()
 
