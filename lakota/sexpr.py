@@ -9,8 +9,9 @@ environment (dotted paths walk items then attributes) or one of the numpy functi
 Expressions come from users and command lines, so evaluation is fenced in: numpy is
 reached only through the `NUMPY_NAMES` allow-list (never by walking its modules), an
 attribute walked in the environment must be plain data (no method, class or module),
-names starting with an underscore are refused, and ``(kw 'out' ...)`` cannot make numpy
-write into an existing array. Any failure is an `ExpressionError`. Expressions can
+names starting with an underscore are refused, and arrays of the environment are
+read-only views (numpy's ``out`` arguments cannot write into the data being read). Any
+failure is an `ExpressionError`. Expressions can
 still ask for much CPU or memory: they are not meant to be run for untrusted parties.
 """
 
