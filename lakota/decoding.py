@@ -32,13 +32,14 @@ from lakota.errors import CorruptedDataError
 __all__ = ["announced_size", "decode_within"]
 
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_SKIPPABLE_MAGIC = b"\x2a\x4d\x18"  # after a first byte of 0x50 to 0x5f
 _BLOSC_HEADER = 16
 _LZ4_HEADER = 4  # numcodecs' LZ4 prefixes the decoded size, little-endian
 
 
 def announced_size(codec_id: str, data: bytes) -> int | None:
-    """The decoded size that the header of `data` announces, None if it has no header
-    that says (raises `CorruptedDataError` for a zstd frame that does not tell)."""
+    """The decoded size that the headers of `data` announce, None if they do not say
+    (raises `CorruptedDataError` for zstd frames that do not tell)."""
     if codec_id == "blosc":
         return int.from_bytes(data[4:8], "little") if len(data) >= _BLOSC_HEADER else None
     if codec_id == "lz4":
@@ -49,19 +50,48 @@ def announced_size(codec_id: str, data: bytes) -> int | None:
 
 
 def _zstd_content_size(data: bytes) -> int | None:
-    """The Frame_Content_Size of a zstd frame header (RFC 8878, section 3.1.1.1)."""
-    if len(data) < 6 or data[:4] != _ZSTD_MAGIC:
-        return None  # not a zstd frame: the decoder will say so
-    descriptor = data[4]
-    size_flag, single_segment, dict_flag = descriptor >> 6, descriptor >> 5 & 1, descriptor & 3
+    """The sum of the Frame_Content_Size of every frame in `data` (zstd decoders, the one
+    of numcodecs included, decode concatenated frames and skip skippable ones), walking
+    the block headers of each frame to find the next (RFC 8878, section 3.1)."""
+    if len(data) < 6 or not (data[:4] == _ZSTD_MAGIC or _skippable(data[:4])):
+        return None  # not zstd: the decoder will say so
+    total, pos = 0, 0
+    while pos < len(data):
+        magic = data[pos : pos + 4]
+        if _skippable(magic):
+            pos += 8 + int.from_bytes(data[pos + 4 : pos + 8], "little")
+            continue
+        if magic != _ZSTD_MAGIC:
+            raise CorruptedDataError(f"unexpected bytes after a zstd frame (at {pos})")
+        size, pos = _zstd_frame(data, pos)
+        total += size
+    return total
+
+
+def _skippable(magic: bytes) -> bool:
+    return len(magic) == 4 and magic[1:] == _SKIPPABLE_MAGIC and magic[0] & 0xF0 == 0x50
+
+
+def _zstd_frame(data: bytes, pos: int) -> tuple[int, int]:
+    """``(content size, end)`` of the zstd frame starting at `pos`."""
+    descriptor = data[pos + 4] if len(data) > pos + 4 else 0
+    size_flag, single_segment = descriptor >> 6, descriptor >> 5 & 1
     field_size = (1 if single_segment else 0, 2, 4, 8)[size_flag]
     if field_size == 0:
         raise CorruptedDataError("zstd frame does not announce its decoded size")
-    start = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[dict_flag]
-    field = data[start : start + field_size]
-    if len(field) != field_size:
-        return None  # truncated header: the decoder will say so
-    return int.from_bytes(field, "little") + (256 if field_size == 2 else 0)
+    start = pos + 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[descriptor & 3]
+    size = int.from_bytes(data[start : start + field_size], "little")
+    size += 256 if field_size == 2 else 0
+    pos = start + field_size
+    while pos + 3 <= len(data):
+        header = int.from_bytes(data[pos : pos + 3], "little")
+        block_type, block_size = header >> 1 & 3, header >> 3
+        if block_type == 3:
+            raise CorruptedDataError("zstd block of the reserved type")
+        pos += 3 + (1 if block_type == 1 else block_size)
+        if header & 1:  # the last block
+            return size, pos + (4 if descriptor & 4 else 0)  # and its checksum
+    return size, len(data)  # truncated: the decoder will say so
 
 
 def _gzip(data: bytes, most: int) -> bytes:
@@ -77,6 +107,8 @@ def _stream(make: Callable[[], Any]) -> Callable[[bytes, int], bytes]:
         out = decompressor.decompress(data, most)
         if len(out) < most and not decompressor.eof:
             raise CorruptedDataError("compressed stream ends too soon")
+        if decompressor.eof and decompressor.unused_data:
+            raise CorruptedDataError("bytes after the end of the compressed stream")
         return out
 
     return decode
@@ -94,7 +126,7 @@ def decode_within(codec: Any, data: bytes, limit: int) -> Any:
     """`codec.decode(data)`, refused with `CorruptedDataError` before it allocates more
     than `limit` bytes."""
     codec_id = codec.codec_id
-    size = announced_size(codec_id, bytes(data[:32]))
+    size = announced_size(codec_id, memoryview(data).cast("B"))
     if size is not None and size > limit:
         raise CorruptedDataError(
             f"{codec_id} data announces {size} bytes where at most {limit} are expected"

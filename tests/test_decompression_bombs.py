@@ -114,3 +114,34 @@ def test_a_zstd_frame_without_a_size_is_refused():
     frame = b"\x28\xb5\x2f\xfd" + bytes([0x00, 0x58]) + b"\x01\x00\x00"  # no content size
     with pytest.raises(CorruptedDataError, match="does not announce"):
         decode_within(numcodecs.Zstd(), frame, 1000)
+
+
+def test_concatenated_zstd_frames_count_together():
+    small, large = numcodecs.Zstd().encode(bytes(1000)), zstd_bomb(4 * RLE_BLOCK)
+    assert announced_size("zstd", small + small) == 2000
+    assert len(decode_within(numcodecs.Zstd(), small + small, 2000)) == 2000
+    with pytest.raises(CorruptedDataError, match="announces"):
+        decode_within(numcodecs.Zstd(), small + large, 10_000)
+
+
+def test_skippable_frames_do_not_hide_a_frame_without_a_size():
+    skippable = (0x184D2A50).to_bytes(4, "little") + (4).to_bytes(4, "little") + b"skip"
+    unsized = (
+        b"\x28\xb5\x2f\xfd"
+        + bytes([0x00, 0x58])
+        + (1 | 1 << 1 | 100_000 << 3).to_bytes(3, "little")
+        + b"\x00"
+    )
+    assert len(numcodecs.Zstd().decode(skippable + unsized)) == 100_000  # what a reader does
+    with pytest.raises(CorruptedDataError, match="does not announce"):
+        decode_within(numcodecs.Zstd(), skippable + unsized, 1000)
+    data = numcodecs.Zstd().encode(bytes(1000))
+    assert announced_size("zstd", data + skippable) == 1000
+
+
+@pytest.mark.parametrize("codec_id", ["zlib", "bz2", "lzma"])
+def test_bytes_after_a_stream_are_not_dropped_silently(codec_id):
+    codec = numcodecs.get_codec({"id": codec_id})
+    data = codec.encode(bytes(100))
+    with pytest.raises(CorruptedDataError, match="after the end"):
+        decode_within(codec, data + data, 10_000)
