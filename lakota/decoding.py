@@ -12,9 +12,10 @@ Traceback (most recent call last):
 ...
 lakota.errors.CorruptedDataError: zstd data announces 1000 bytes where at most 999 are expected
 
-Codecs whose header announces the decoded size (blosc, zstd, lz4) are checked before
-decoding; stream compressors without one (gzip, zlib, bz2, lzma) are decoded with a
-bounded output. Other codecs never output much more than they are given.
+Codecs whose header announces the decoded size (blosc, zstd, lz4, and the item count
+of vlen-utf8 and vlen-bytes) are checked before decoding; stream compressors without
+one (gzip, zlib, bz2, lzma) are decoded with a bounded output. Other codecs never
+output much more than they are given.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _SKIPPABLE_MAGIC = b"\x2a\x4d\x18"  # after a first byte of 0x50 to 0x5f
 _BLOSC_HEADER = 16
 _LZ4_HEADER = 4  # numcodecs' LZ4 prefixes the decoded size, little-endian
+_VLEN_HEADER = 4  # numcodecs' VLenUTF8 and VLenBytes prefix the number of items
+_REFERENCE_SIZE = 8  # bytes per item of an object array
 
 
 def announced_size(codec_id: str, data: bytes) -> int | None:
@@ -46,6 +49,9 @@ def announced_size(codec_id: str, data: bytes) -> int | None:
         return int.from_bytes(data[:_LZ4_HEADER], "little") if len(data) >= _LZ4_HEADER else None
     if codec_id == "zstd":
         return _zstd_content_size(data)
+    if codec_id in ("vlen-utf8", "vlen-bytes") and len(data) >= _VLEN_HEADER:
+        # a count of items, for which the decoder allocates an array of references first
+        return int.from_bytes(data[:_VLEN_HEADER], "little") * _REFERENCE_SIZE
     return None
 
 

@@ -145,3 +145,15 @@ def test_bytes_after_a_stream_are_not_dropped_silently(codec_id):
     data = codec.encode(bytes(100))
     with pytest.raises(CorruptedDataError, match="after the end"):
         decode_within(codec, data + data, 10_000)
+
+
+@pytest.mark.parametrize("codec_id", ["vlen-utf8", "vlen-bytes"])
+def test_a_vlen_header_claiming_many_items_is_refused(codec_id):
+    codec = numcodecs.get_codec({"id": codec_id})
+    bomb = (2**31 - 1).to_bytes(4, "little") + bytes(16)  # 16 GiB of references
+    with pytest.raises(CorruptedDataError, match="announces"):
+        decode_within(codec, bomb, 1_000_000)
+    items = ["a", "bc"] if codec_id == "vlen-utf8" else [b"a", b"bc"]
+    data = codec.encode(numpy.array(items, dtype=object))
+    assert announced_size(codec_id, data) == 16
+    assert decode_within(codec, data, 16).tolist() == items
