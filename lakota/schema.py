@@ -79,7 +79,8 @@ class SizedBlosc(numcodecs.abc.Codec):
 # The numcodecs codecs a schema may name. Schemas come from repositories made elsewhere,
 # so each one only reshapes bytes and numbers: never pickle, nothing that imports or runs
 # code, and only codecs that work with their default arguments and give back every
-# value they were given (packbits, for one, keeps one bit of each number).
+# value they were given (packbits, for one, keeps one bit of each number). json2 is out
+# too: its data names the shape of the array to allocate.
 SAFE_CODECS = frozenset(
     {
         "adler32",
@@ -90,7 +91,6 @@ SAFE_CODECS = frozenset(
         "fletcher32",
         "gzip",
         "jenkins_lookup3",
-        "json2",
         "lz4",
         "lzma",
         "msgpack2",

@@ -19,7 +19,9 @@ def test_a_schema_refuses_the_pickle_codec(text):
         Schema(idx="int*", v=text)
 
 
-@pytest.mark.parametrize("name", ["pickle", "no-such-codec", "astype", "delta", "os.system"])
+@pytest.mark.parametrize(
+    "name", ["pickle", "json2", "packbits", "no-such-codec", "astype", "delta", "os.system"]
+)
 def test_unknown_or_unsafe_codecs_are_schema_errors_naming_them(name):
     with pytest.raises(SchemaError, match=f"'{name}' is unknown or unsafe"):
         Codec("i8", name)
@@ -44,16 +46,14 @@ def test_numcodecs_is_never_asked_for_a_refused_codec(monkeypatch):
     assert asked == []
 
 
-@pytest.mark.parametrize(
-    "name", sorted(SAFE_CODECS - {"msgpack2", "json2", "vlen-utf8", "vlen-bytes"})
-)
+@pytest.mark.parametrize("name", sorted(SAFE_CODECS - {"msgpack2", "vlen-utf8", "vlen-bytes"}))
 def test_every_safe_byte_codec_round_trips_numbers(name):
     arr = numpy.arange(1000, dtype="i8")
     codec = Codec("i8", name)
     assert numpy.array_equal(codec.decode(codec.encode(arr)), arr)
 
 
-@pytest.mark.parametrize("chain", [("msgpack2",), ("json2", "zstd"), ("vlen-utf8", "gzip")])
+@pytest.mark.parametrize("chain", [("msgpack2",), ("msgpack2", "lz4"), ("vlen-utf8", "gzip")])
 def test_safe_object_codecs_round_trip_text(chain):
     arr = numpy.array(["a", "bc", "déf"], dtype=object)
     codec = Codec("O", *chain)
