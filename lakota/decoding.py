@@ -14,8 +14,9 @@ lakota.errors.CorruptedDataError: zstd data announces 1000 bytes where at most 9
 
 Codecs whose header announces the decoded size (blosc, zstd, lz4, and the item count
 of vlen-utf8 and vlen-bytes) are checked before decoding; stream compressors without
-one (gzip, zlib, bz2, lzma) are decoded with a bounded output. Other codecs never
-output much more than they are given.
+one (gzip, zlib, bz2, lzma) are decoded with a bounded output, and msgpack2 data is
+checked for the shape it declares before its array is made. Other codecs never output
+much more than they are given.
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ import bz2
 import gzip
 import io
 import lzma
+import math
 import zlib
 from collections.abc import Callable
 from typing import Any
+
+import msgpack
+import numpy
 
 from lakota.errors import CorruptedDataError
 
@@ -128,6 +133,21 @@ _BOUNDED: dict[str, Callable[[bytes, int], bytes]] = {
 }
 
 
+def _msgpack_array(codec: Any, data: bytes, limit: int) -> numpy.ndarray:
+    """numcodecs' ``msgpack2`` decoding, refusing before it allocates an array whose
+    shape and dtype (stored at the end of the data) take more than `limit` bytes."""
+    items = msgpack.unpackb(data, raw=codec.raw)  # msgpack bounds lengths by len(data)
+    shape, dtype = items[-1], numpy.dtype(items[-2])
+    size = math.prod(shape if isinstance(shape, list) else [shape]) * dtype.itemsize
+    if size > limit:
+        raise CorruptedDataError(
+            f"msgpack2 data announces {size} bytes where at most {limit} are expected"
+        )
+    out = numpy.empty(shape, dtype=dtype)
+    out[:] = items[:-2]
+    return out
+
+
 def decode_within(codec: Any, data: bytes, limit: int) -> Any:
     """`codec.decode(data)`, refused with `CorruptedDataError` before it allocates more
     than `limit` bytes."""
@@ -137,6 +157,8 @@ def decode_within(codec: Any, data: bytes, limit: int) -> Any:
         raise CorruptedDataError(
             f"{codec_id} data announces {size} bytes where at most {limit} are expected"
         )
+    if codec_id == "msgpack2":
+        return _msgpack_array(codec, data, limit)
     bounded = _BOUNDED.get(codec_id)
     if bounded is None:
         return codec.decode(data)

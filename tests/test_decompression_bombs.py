@@ -6,6 +6,7 @@ from __future__ import annotations
 import tracemalloc
 import zlib
 
+import msgpack
 import numcodecs
 import numpy
 import pytest
@@ -157,3 +158,18 @@ def test_a_vlen_header_claiming_many_items_is_refused(codec_id):
     data = codec.encode(numpy.array(items, dtype=object))
     assert announced_size(codec_id, data) == 16
     assert decode_within(codec, data, 16).tolist() == items
+
+
+@pytest.mark.parametrize("dtype, shape", [("O", [2**31]), ("V2000000000", [1]), ("<U40", 2**30)])
+def test_a_msgpack_header_declaring_a_huge_array_is_refused(dtype, shape):
+    bomb = msgpack.packb(["a", dtype, shape])
+    with pytest.raises(CorruptedDataError, match="announces"):
+        decode_within(numcodecs.MsgPack(), bomb, 1_000_000)
+
+
+def test_msgpack_arrays_decode_as_numcodecs_does():
+    codec = numcodecs.MsgPack()
+    for arr in (numpy.array(["a", "bc"], dtype=object), numpy.array(["x", "yz"], dtype="U2")):
+        data = codec.encode(arr)
+        ours, theirs = decode_within(codec, data, 10_000), codec.decode(data)
+        assert ours.dtype == theirs.dtype and ours.tolist() == theirs.tolist()
