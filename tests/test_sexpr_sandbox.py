@@ -177,7 +177,7 @@ trees = st.recursive(
     max_leaves=8,
 )
 
-@settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
+@settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
           suppress_health_check=list(HealthCheck))
 @given(trees)
 def fuzz(expr):
