@@ -79,6 +79,7 @@ class _Reference:
     digest: str
     codec: Codec
     user: str
+    length: int  # values in the commit row: bounds decoding
 
 
 def check_repo(repo: Repo) -> CheckReport:
@@ -135,12 +136,12 @@ def _check_changelog(clct: Collection, report: CheckReport, references: dict) ->
             continue
         for name in clct.schema:
             codec = clct.schema[name].codec
-            for digest in commit.digest[name].tolist():
+            for digest, length in zip(commit.digest[name].tolist(), commit.length.tolist()):
                 if digest in commit.embedded or digest == EMPTY_DIGEST:
                     continue
                 key = (digest, codec.dt.str, codec.codec_names)
                 user = f"column {name!r} of {clct.label!r} in {rev.location}"
-                references.setdefault(key, _Reference(digest, codec, user))
+                references.setdefault(key, _Reference(digest, codec, user, length))
     heads = changelog.heads()
     if len(heads) > 1:
         report.notes.append(f"{clct.label}: {len(heads)} unmerged branches (run merge)")
@@ -182,7 +183,7 @@ def orphan_files(stored: list[str], used: set[str]) -> list[str]:
 
 def _verify(repo: Repo, ref: _Reference) -> Problem | None:
     try:
-        load_column(repo.pod, ref.digest, {}, ref.codec, verify=True)
+        load_column(repo.pod, ref.digest, {}, ref.codec, verify=True, length=ref.length)
     except MissingDataError as exc:
         return Problem("missing", digest_path(ref.digest), f"{exc} (used by {ref.user})")
     except CorruptedDataError as exc:

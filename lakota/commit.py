@@ -399,7 +399,7 @@ class Commit:
             bounds = self._clip(pos, start, stop, closed)
             if bounds is not None:
                 digests = {n: str(self.digest[n][pos]) for n in self.schema}
-                segment = Segment(self, pod, digests, *bounds)
+                segment = Segment(self, pod, digests, *bounds, length=int(self.length[pos]))
                 segment.clipped = bounds != self._row_bounds(pos)
                 found.append(segment)
         return found
@@ -463,8 +463,10 @@ class Segment:
         start: tuple,
         stop: tuple,
         closed: Closed,
+        length: int | None = None,
     ) -> None:
         self.commit = commit
+        self.length = length  # values stored in the commit row: bounds their decoding
         self.pod = pod
         self.digest = digest
         self.start = start
@@ -524,6 +526,7 @@ class Segment:
                 self.commit.embedded,
                 self.schema[name].codec,
                 out=out,
+                length=self.length,
             )
             return
         out[...] = self._column(name)[first:last]
@@ -542,7 +545,11 @@ class Segment:
         with self._locks.setdefault(name, threading.Lock()):
             if name not in self._columns:
                 self._columns[name] = load_column(
-                    self.pod, self.digest[name], self.commit.embedded, self.schema[name].codec
+                    self.pod,
+                    self.digest[name],
+                    self.commit.embedded,
+                    self.schema[name].codec,
+                    length=self.length,
                 )
             return self._columns[name]
 
@@ -557,9 +564,11 @@ def load_column(
     codec: Codec,
     verify: bool | None = None,
     out: numpy.ndarray | None = None,
+    length: int | None = None,
 ) -> numpy.ndarray:
     """The decoded array of a column (written into `out` if given), checked against its
-    digest.
+    digest. `length`, the number of values of its commit row, bounds what decoding may
+    allocate (see `Codec.decode`).
 
     A data file that does not decode, or whose content does not match its digest (when
     `verify`, default `settings.verify_digests`), raises `CorruptedDataError` naming its
@@ -567,23 +576,28 @@ def load_column(
     digest of their revision.
     """
     if digest in embedded or digest == EMPTY_DIGEST:
-        return decode_checked(codec, embedded.get(digest, b""), f"embedded array {digest}", out)
+        source = f"embedded array {digest}"
+        return decode_checked(codec, embedded.get(digest, b""), source, out, length)
     path, data = _read_stored(pod, digest)
     verify = settings.verify_digests if verify is None else verify
-    arr = decode_checked(codec, data, f"data file {path}", out)
+    arr = decode_checked(codec, data, f"data file {path}", out, length)
     if verify and not codec.matches(arr, data, digest):
         raise CorruptedDataError(f"Data file {path} does not match its digest {digest}")
     return arr
 
 
 def decode_checked(
-    codec: Codec, data: bytes, source: str, out: numpy.ndarray | None = None
+    codec: Codec,
+    data: bytes,
+    source: str,
+    out: numpy.ndarray | None = None,
+    length: int | None = None,
 ) -> numpy.ndarray:
-    """`codec.decode(data)`, or into `out`; any failure means damaged bytes:
+    """`codec.decode(data, length)`, or into `out`; any failure means damaged bytes:
     `CorruptedDataError`."""
     try:
         if out is None:
-            return codec.decode(data)
+            return codec.decode(data, length)
         codec.decode_into(data, out)
         return out
     except Exception as exc:  # codecs raise RuntimeError, ValueError, msgpack errors...

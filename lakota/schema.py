@@ -16,6 +16,7 @@ import numcodecs
 import numpy
 from numcodecs import Blosc
 
+from .decoding import decode_within
 from .errors import FrameError, SchemaError
 from .utils import hexdigest, settings
 
@@ -75,13 +76,54 @@ class SizedBlosc(numcodecs.abc.Codec):
         return self.compatible.decode(buf, out=out)
 
 
+# The numcodecs codecs a schema may name. Schemas come from repositories made elsewhere,
+# so each one only reshapes bytes and numbers: never pickle, nothing that imports or runs
+# code, and only codecs that work with their default arguments and give back every
+# value they were given (packbits, for one, keeps one bit of each number). json2 is out
+# too: its data names the shape of the array to allocate.
+SAFE_CODECS = frozenset(
+    {
+        "adler32",
+        "base64",
+        "blosc",
+        "bz2",
+        "crc32",
+        "fletcher32",
+        "gzip",
+        "jenkins_lookup3",
+        "lz4",
+        "lzma",
+        "msgpack2",
+        "shuffle",
+        "vlen-bytes",
+        "vlen-utf8",
+        "zlib",
+        "zstd",
+    }
+)
+
+
+def check_codec_names(names: Iterable[str]) -> tuple[str, ...]:
+    """`names` as a tuple if every one is in `SAFE_CODECS`, else `SchemaError` naming it.
+
+    Checked before numcodecs is asked for anything: its registry would load plugins, and
+    some of its codecs (pickle) run code found in the data they decode.
+    """
+    names = tuple(names)
+    for name in names:
+        if not isinstance(name, str):
+            raise SchemaError(f"A codec name is a string, not {type(name).__name__}: {name!r}")
+        if name not in SAFE_CODECS:
+            raise SchemaError(
+                f"Codec {name!r} is unknown or unsafe; allowed: {', '.join(sorted(SAFE_CODECS))}"
+            )
+    return names
+
+
 def _build_codec(name: str) -> numcodecs.abc.Codec:
     if name == "blosc":
         return SizedBlosc()
-    try:
-        return numcodecs.get_codec({"id": name})
-    except (KeyError, ValueError):
-        raise SchemaError(f"Unknown codec {name!r}") from None
+    return numcodecs.get_codec({"id": name})
 
 
 def _raw_bytes(arr: numpy.ndarray) -> memoryview:
@@ -98,7 +140,7 @@ class Codec:
         self.dt = resolve_dtype(dt)
         if not codec_names:
             codec_names = ("msgpack2", "zstd") if self.dt.kind in _TEXT_KINDS else _NUMBER_CODECS
-        self.codec_names = tuple(codec_names)
+        self.codec_names = check_codec_names(codec_names)
         self._codecs = [_build_codec(name) for name in self.codec_names]
 
     def encode(self, arr: numpy.ndarray, with_digest: bool = False) -> Any:
@@ -163,20 +205,31 @@ class Codec:
                 )
             self._codecs[0].decode(data, out=_raw_bytes(out))
             return
-        arr = self.decode(data)
+        arr = self.decode(data, len(out))
         if arr.shape != out.shape:
             raise ValueError(f"{len(arr)} values decoded where {len(out)} are expected")
         out[...] = arr
 
-    def decode(self, data: bytes) -> numpy.ndarray:
-        """Inverse of `encode`."""
+    def decode(self, data: bytes, length: int | None = None) -> numpy.ndarray:
+        """Inverse of `encode`. Given `length`, the number of values `data` holds (its
+        commit row says), no codec may decode to more bytes than `max_decoded_size`
+        allows (`CorruptedDataError`), whatever the data claims."""
         if len(data) == 0:
             return numpy.empty(0, dtype=self.dt)
+        limit = None if length is None else self.max_decoded_size(length)
         for codec in reversed(self._codecs):
-            data = codec.decode(data)
+            data = codec.decode(data) if limit is None else decode_within(codec, data, limit)
         if self.dt.kind in _TEXT_KINDS:
             return numpy.asarray(data).astype(self.dt, copy=False)
         return numpy.frombuffer(data, dtype=self.dt)
+
+    def max_decoded_size(self, length: int) -> int:
+        """The most bytes any step of decoding `length` values may produce: their size
+        for numbers, `settings.max_text_value_size` each for text and objects, plus room
+        for the headers of compressed layers."""
+        per_value = settings.max_text_value_size if self.dt.kind in _TEXT_KINDS else None
+        raw = length * (per_value or self.dt.itemsize)
+        return raw + raw // 8 + 1024
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Codec):

@@ -3,10 +3,16 @@
 `AST.parse("(and (> self.x 2) (< self.x 4))").eval(env)` evaluates an expression against
 an environment (a dict, or anything indexable by name). Tokens resolve, in order, to a
 builtin, an aggregate, an int or float literal, a quoted string, a name of the
-environment (dotted paths walk items then attributes) or a callable of numpy.
+environment (dotted paths walk items then attributes) or one of the numpy functions of
+`NUMPY_NAMES`.
 
-Evaluation never reaches Python's builtins: names that start with an underscore, numpy's
-file and ctypes helpers and modules outside numpy are refused along dotted paths.
+Expressions come from users and command lines, so evaluation is fenced in: numpy is
+reached only through the `NUMPY_NAMES` allow-list (never by walking its modules), an
+attribute walked in the environment must be plain data (no method, class or module),
+names starting with an underscore are refused, and arrays of the environment are
+read-only views (numpy's ``out`` arguments cannot write into the data being read). Any
+failure is an `ExpressionError`. Expressions can
+still ask for much CPU or memory: they are not meant to be run for untrusted parties.
 """
 
 from __future__ import annotations
@@ -21,9 +27,9 @@ from typing import Any, ClassVar
 
 import numpy
 
-from lakota.errors import ExpressionError
+from lakota.errors import ExpressionError, LakotaError
 
-__all__ = ["AST", "Alias", "Env", "Groups", "KWargs", "Token"]
+__all__ = ["AST", "NUMPY_NAMES", "Alias", "Env", "Groups", "KWargs", "Token"]
 
 _WORD_CHARS = ".!=<>:{}-"
 _QUOTES = ("'", '"')
@@ -38,6 +44,8 @@ _DENIED_NAMES = frozenset(
         "format", "os", "sys", "subprocess", "builtins",
     }
 )  # fmt: skip
+
+# Python builtins refused even when an environment hands them out.
 _FORBIDDEN_IDS = frozenset(
     id(getattr(_py_builtins, name))
     for name in (
@@ -46,6 +54,55 @@ _FORBIDDEN_IDS = frozenset(
     )
     if hasattr(_py_builtins, name)
 )  # fmt: skip
+
+# The numpy functions an expression may call, by the name it calls them with: elementwise
+# math and comparisons, reductions, sorting and set helpers, datetimes and strings.
+# Nothing that reads or writes files, imports modules, builds arrays on raw memory
+# (as_strided, ndarray) or pads strings to a requested width.
+_NUMPY_UFUNCS = (
+    "abs absolute add arccos arccosh arcsin arcsinh arctan arctan2 arctanh bitwise_and "
+    "bitwise_not bitwise_or bitwise_xor cbrt ceil conj copysign cos cosh deg2rad degrees "
+    "divide divmod equal exp exp2 expm1 fabs float_power floor floor_divide fmax fmin fmod "
+    "gcd greater greater_equal heaviside hypot invert isfinite isinf isnan isnat lcm "
+    "left_shift less less_equal log log10 log1p log2 logaddexp logaddexp2 logical_and "
+    "logical_not logical_or logical_xor maximum minimum mod modf multiply negative "
+    "nextafter not_equal positive power rad2deg radians reciprocal remainder right_shift "
+    "rint sign signbit sin sinh sqrt square subtract tan tanh true_divide trunc"
+)
+_NUMPY_FUNCTIONS = (
+    "all allclose amax amin any argmax argmin argsort around array array_equal asarray "
+    "astype average bincount busday_count busday_offset clip concatenate count_nonzero "
+    "cumprod cumsum datetime64 datetime_as_string diff digitize ediff1d flatnonzero "
+    "float32 float64 int8 int16 int32 int64 uint8 uint16 uint32 uint64 bool_ str_ "
+    "interp intersect1d is_busday isclose isin lexsort max mean median min nan_to_num "
+    "nanargmax nanargmin nancumprod nancumsum nanmax nanmean nanmedian nanmin "
+    "nanpercentile nanprod nanquantile nanstd nansum nanvar nonzero percentile prod ptp "
+    "quantile round searchsorted setdiff1d sort std sum take timedelta64 union1d unique var "
+    "where zeros_like ones_like"
+)
+_NUMPY_STRING_FUNCTIONS = (
+    "add capitalize count endswith equal find greater greater_equal isalnum isalpha "
+    "isdecimal isdigit islower isnumeric isspace istitle isupper less less_equal lower "
+    "lstrip not_equal replace rfind rstrip startswith str_len strip swapcase title upper"
+)
+
+
+def _numpy_names() -> dict[str, Any]:
+    """Name -> numpy callable for every allowed name this numpy version has."""
+    names = {}
+    for module, words in (
+        ("", _NUMPY_UFUNCS), ("", _NUMPY_FUNCTIONS),
+        ("char", _NUMPY_STRING_FUNCTIONS), ("strings", _NUMPY_STRING_FUNCTIONS),
+    ):  # fmt: skip
+        space = getattr(numpy, module) if module else numpy
+        for word in words.split():
+            value = getattr(space, word, None)
+            if callable(value):
+                names[f"{module}.{word}" if module else word] = value
+    return names
+
+
+NUMPY_NAMES: dict[str, Any] = _numpy_names()
 
 
 class Token(str):
@@ -172,7 +229,12 @@ class AST:
         func = head.eval(env)
         if not callable(func):
             raise ExpressionError(f'Not callable: "{head}" (in {self})')
-        return func(*args, **kwargs)
+        try:
+            return func(*args, **kwargs)
+        except LakotaError:
+            raise
+        except Exception as exc:  # numpy raises TypeError, ValueError, MemoryError...
+            raise ExpressionError(f"{self}: {type(exc).__name__}: {exc}") from exc
 
     def iter_tokens(self) -> Iterator[Token]:
         """Every token of the tree, depth first."""
@@ -225,24 +287,32 @@ def _tokenize(expr: str) -> Iterator[str]:
 def _check_safe(value: Any, path: str) -> Any:
     if id(value) in _FORBIDDEN_IDS:
         raise ExpressionError(f'Forbidden name: "{path}"')
-    if isinstance(value, types.ModuleType) and not _is_numpy_module(value):
+    if isinstance(value, types.ModuleType):
         raise ExpressionError(f'Forbidden name: "{path}" (module)')
     return value
 
 
-def _is_numpy_module(value: Any) -> bool:
-    name = getattr(value, "__name__", "")
-    return isinstance(value, types.ModuleType) and (name == "numpy" or name.startswith("numpy."))
-
-
 def _safe_getattr(obj: Any, part: str, path: str) -> Any:
+    """An attribute that is plain data: methods, classes and modules stay out of reach."""
     if not part or part.startswith("_") or part in _DENIED_NAMES:
         raise ExpressionError(f'Forbidden name: "{path}"')
-    return getattr(obj, part)
+    value = getattr(obj, part)
+    if callable(value) or isinstance(value, types.ModuleType):
+        raise ExpressionError(f'Forbidden name: "{path}" (only data attributes are allowed)')
+    return value
+
+
+def _read_only(value: Any) -> Any:
+    """Arrays of the environment are given out as read-only views: an expression cannot
+    write into the data it reads (numpy's ``out=`` arguments)."""
+    if isinstance(value, numpy.ndarray) and value.flags.writeable:
+        value = value.view()
+        value.flags.writeable = False
+    return value
 
 
 def _lookup_env(env: Env, path: str) -> Any:
-    """Walk a dotted path in the environment: items first, then attributes."""
+    """Walk a dotted path in the environment: items first, then data attributes."""
     first, *rest = path.split(".")
     try:
         obj = env[first]
@@ -260,25 +330,12 @@ def _lookup_env(env: Env, path: str) -> Any:
         except AttributeError:
             return _MISSING
         _check_safe(obj, path)
-    return _check_safe(obj, path)
+    return _read_only(_check_safe(obj, path))
 
 
 def _lookup_numpy(path: str) -> Any:
-    """A callable of numpy along a dotted path (`char.lower`), or `_MISSING`."""
-    obj: Any = numpy
-    for part in path.split("."):
-        if not (isinstance(obj, type) or _is_numpy_module(obj)):
-            return _MISSING
-        if not part or part.startswith("_") or part in _DENIED_NAMES:
-            return _MISSING
-        obj = getattr(obj, part, _MISSING)
-        if obj is _MISSING:
-            return _MISSING
-        if isinstance(obj, types.ModuleType) and not _is_numpy_module(obj):
-            return _MISSING
-    if not callable(obj) or id(obj) in _FORBIDDEN_IDS:
-        return _MISSING
-    return obj
+    """The numpy callable allowed under this name (`sqrt`, `char.lower`), or `_MISSING`."""
+    return NUMPY_NAMES.get(path, _MISSING)
 
 
 # --- builtins ---------------------------------------------------------------------------
@@ -523,4 +580,3 @@ def is_aggregate(expr: str | AST) -> bool:
     """True if the expression (string or AST) uses an aggregate."""
     ast = expr if isinstance(expr, AST) else AST.parse(expr)
     return ast.is_aggregate()
-

@@ -37,6 +37,10 @@ class Settings:
     `fsync` makes local-folder writes durable before they are published (a power cut
     cannot leave a revision whose data was lost); turning it off speeds up writes of
     many small files, and a killed process still never leaves a partial file.
+    `max_text_value_size` bounds what a text or object column may decode to, in bytes
+    per value on average: a data file announcing more is refused as corrupted (a guard
+    against decompression bombs in repositories from elsewhere; numbers are bounded by
+    their item size).
     """
 
     threaded: bool = True
@@ -51,6 +55,7 @@ class Settings:
     append_merge_len: int = 10_000
     fsync: bool = True
     verify_digests: bool = True  # check every data file read against its digest
+    max_text_value_size: int = 64 * 1024
 
 
 settings = Settings()

@@ -109,9 +109,10 @@ class S3Server:
         return f"s3://{netloc}/{bucket}"
 
 
-def start_moto(port: int, log: IO[bytes]) -> subprocess.Popen:
-    """moto's server in a subprocess; its request log goes to `log` (a pipe would fill up)."""
-    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+def start_moto(port: int, log: IO[bytes], *options: str) -> subprocess.Popen:
+    """moto's server in a subprocess; its request log goes to `log` (a pipe would fill up).
+    `options` go to moto's command line (``--ssl`` for https)."""
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port), *options]
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
 
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import lakota.schema
 from lakota import POD, Frame, MemPOD, Repo, Schema
 from lakota.errors import (
     CollectionNotFoundError,
@@ -421,6 +422,7 @@ def test_export_object_cells_must_survive_json(
     value, reason: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(numcodecs.pickles, "ALLOW_UNSAFE_PICKLE_DECODE", True)  # our own data
+    monkeypatch.setattr(lakota.schema, "SAFE_CODECS", lakota.schema.SAFE_CODECS | {"pickle"})
     repo = Repo(pod=MemPOD())
     extra = numpy.empty(1, dtype=object)
     extra[0] = value

@@ -739,7 +739,7 @@ def test_file_writes_fsync_only_when_the_setting_asks(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr("os.fsync", lambda fd: calls.append(fd))
     pod = FilePOD(str(tmp_path))
-    pod.write("a", b"1")
+    pod.write("a", b"1")  # the file, then its folder
     monkeypatch.setattr(settings, "fsync", False)
     pod.write("b", b"2")
-    assert len(calls) == 1 and pod.read("b") == b"2"
+    assert len(calls) == 2 and pod.read("b") == b"2"

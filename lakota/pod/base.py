@@ -312,6 +312,8 @@ def _file_uri(uri: str, kwargs: dict[str, Any]) -> POD:
 
 
 def _s3_pod(uri: str, kwargs: dict[str, Any]) -> POD:
+    """``s3://[KEY:SECRET@][host:port]/bucket[/prefix][?options]``: an endpoint in the
+    URI is reached over plain http, or over https with the ``s3+https://`` scheme."""
     s3pod = _backend(
         "lakota.pod.s3", "S3POD", ValueError, "s3:// needs the s3 extra: pip install 'lakota[s3]'"
     )
@@ -319,12 +321,44 @@ def _s3_pod(uri: str, kwargs: dict[str, Any]) -> POD:
     params: dict[str, Any] = _query_params(split.query)
     _check_params(params, ["profile", "verify", "key", "secret", "token"], uri)
     if "verify" in params:
-        params["verify"] = params["verify"].lower() not in ("false", "0", "no", "off")
+        params["verify"] = _verify_option(params["verify"])
+    params.update(_s3_user_info(split, params, uri))
     bucket_path = split.path.strip("/")
     if not bucket_path:
         raise ValueError(f"No bucket in {redact_uri(uri)!r}, expected s3://[endpoint]/bucket")
     path = PurePosixPath(*split_path(bucket_path))
-    return s3pod(path, netloc=split.netloc or None, **{**params, **kwargs})
+    host = split.netloc.rpartition("@")[2]
+    if split.scheme.lower() == "s3+https":
+        if not host:
+            raise ValueError(
+                f"s3+https:// needs an endpoint (s3+https://host:port/bucket): {redact_uri(uri)!r}"
+            )
+        if "endpoint_url" in kwargs:
+            raise ValueError("Give the endpoint once: in the URI or as endpoint_url=, not both")
+        return s3pod(path, endpoint_url=f"https://{host}", **{**params, **kwargs})
+    return s3pod(path, netloc=host or None, **{**params, **kwargs})
+
+
+def _verify_option(value: str) -> bool | str:
+    """``?verify=``: false/0/no/off, true/1/yes/on, or the path of a CA bundle."""
+    if value.lower() in ("false", "0", "no", "off"):
+        return False
+    return True if value.lower() in ("true", "1", "yes", "on", "") else value
+
+
+def _s3_user_info(split: Any, params: dict[str, Any], uri: str) -> dict[str, str]:
+    """``KEY:SECRET@`` before the endpoint, as the `key` and `secret` options."""
+    if "@" not in split.netloc:
+        return {}
+    user_info = split.netloc.rpartition("@")[0]
+    key, colon, secret = user_info.partition(":")
+    if not (key and colon and secret):
+        raise ValueError(f"Credentials in an s3 URI are KEY:SECRET@host: {redact_uri(uri)!r}")
+    if "key" in params or "secret" in params:
+        raise ValueError(
+            f"Give the credentials once, before the host or as ?key=&secret=: {redact_uri(uri)!r}"
+        )
+    return {"key": unquote(key), "secret": unquote(secret)}
 
 
 def _http_pod(uri: str, kwargs: dict[str, Any]) -> POD:
@@ -351,6 +385,7 @@ _BUILDERS = {
     "memory": _memory_pod,
     "file": _file_uri,
     "s3": _s3_pod,
+    "s3+https": _s3_pod,
     "http": _http_pod,
     "https": _http_pod,
     "ssh": _ssh_pod,

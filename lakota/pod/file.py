@@ -1,4 +1,12 @@
-"""Local folder storage with atomic writes: `FilePOD`."""
+"""Local folder storage with atomic writes: `FilePOD`.
+
+A FilePOD never follows a symbolic link out of its root folder (the folder it was
+created on; sub-PODs of `cd` share it): the components of every path below the root are
+checked (one ``lstat`` each), a path through a link is resolved, and one that lands
+outside raises `UnsafePathError`. Links between places inside the root still work, and
+listings skip links that lead outside. Files are read with ``O_NOFOLLOW``, so a file
+swapped for a link after the check is not followed either.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +15,12 @@ import copy
 import errno
 import os
 import shutil
+import stat
 import time
 import uuid
 from pathlib import Path
 
+from lakota.errors import UnsafePathError
 from lakota.pod.base import POD, Parts, PathLike, path_error, split_path
 from lakota.utils import settings
 
@@ -21,7 +31,7 @@ TMP_PREFIX = ".tmp-"
 # errno values of os.link on file systems without hard links
 _NO_HARD_LINKS = {
     errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS
-}
+}  # fmt: skip
 
 
 class FilePOD(POD):
@@ -32,6 +42,8 @@ class FilePOD(POD):
 
     def __init__(self, path: PathLike) -> None:
         self.path = Path(path).expanduser()
+        self.root = self.path  # the folder no path may leave, shared by sub-PODs
+        self._prefix: Parts = ()  # where `path` is below `root`
 
     @property
     def size(self) -> int:
@@ -39,15 +51,53 @@ class FilePOD(POD):
         return sum(self.path.joinpath(name).stat().st_size for name in self.walk())
 
     def _abs(self, parts: Parts) -> Path:
+        """The path of `parts`, once checked that following its links stays in the root."""
+        self._real(parts)
         return self.path.joinpath(*parts)
+
+    def _real(self, parts: Parts) -> str:
+        """The path of `parts`, resolved if a link lies on the way (then checked to stay in
+        the root: `UnsafePathError` otherwise). Costs one ``lstat`` per component."""
+        path = os.fspath(self.root)
+        for part in self._prefix + parts:
+            path = f"{path}{os.sep}{part}"
+            try:
+                is_link = stat.S_ISLNK(os.lstat(path).st_mode)
+            except (FileNotFoundError, NotADirectoryError):
+                break  # nothing exists below, so no link either
+            if is_link:
+                return self._resolve_inside(self.path.joinpath(*parts))
+        return os.path.join(self.path, *parts)
+
+    def _resolve_inside(self, path: PathLike) -> str:
+        """`path` with every link resolved; `UnsafePathError` if that leaves the root."""
+        real = os.path.realpath(path)
+        if not _is_within(real, os.path.realpath(self.root)):
+            raise UnsafePathError(
+                f"Path {os.fspath(path)!r} leads out of {os.fspath(self.root)!r} "
+                "through a symbolic link"
+            )
+        return real
+
+    def _inside(self, entry: os.DirEntry) -> bool:
+        """False for a link that leads out of the root (listings skip those)."""
+        if not entry.is_symlink():
+            return True
+        return _is_within(os.path.realpath(entry.path), os.path.realpath(self.root))
 
     def _cd(self, parts: Parts) -> FilePOD:
         sub = copy.copy(self)  # not FilePOD(...): a folder named "~" must not expand
         sub.path = self._abs(parts)
+        sub._prefix = self._prefix + parts
         return sub
 
     def _ls(self, parts: Parts) -> list[str]:
-        return [name for name in os.listdir(self._abs(parts)) if not name.startswith(TMP_PREFIX)]
+        with os.scandir(self._abs(parts)) as entries:
+            return [
+                entry.name
+                for entry in entries
+                if not entry.name.startswith(TMP_PREFIX) and self._inside(entry)
+            ]
 
     def _scan(self, parts: Parts) -> list[tuple[str, bool]]:
         try:
@@ -60,23 +110,25 @@ class FilePOD(POD):
             found = [
                 (entry.name, entry.is_dir())
                 for entry in entries
-                if not entry.name.startswith(TMP_PREFIX)
+                if not entry.name.startswith(TMP_PREFIX) and self._inside(entry)
             ]
         return sorted(found)
 
     def change_token(self, relpath: PathLike = ".") -> object | None:
         """The folder's modification time and inode (a new entry or a rename changes it)."""
         try:
-            stat = os.stat(self._abs(split_path(relpath)))
-        except OSError:
+            info = os.stat(self._abs(split_path(relpath)))
+        except (OSError, UnsafePathError):
             return None
-        return (stat.st_mtime_ns, stat.st_ino)
+        return (info.st_mtime_ns, info.st_ino)
 
     def _read(self, parts: Parts) -> bytes:
-        return self._abs(parts).read_bytes()
+        fd = os.open(self._real(parts), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with open(fd, "rb") as stream:
+            return stream.read()
 
     def _write(self, parts: Parts, data: bytes, force: bool) -> int | None:
-        path = os.path.join(self.path, *parts)
+        path = os.fspath(self._abs(parts))
         if os.path.isdir(path):
             raise path_error(errno.EISDIR, path)
         if not force and os.path.lexists(path):
@@ -85,8 +137,10 @@ class FilePOD(POD):
         try:
             if force:
                 os.replace(tmp, path)
-                return len(data)
-            return len(data) if _publish_new(tmp, path) else None
+            elif not _publish_new(tmp, path):
+                return None
+            _sync_folder(os.path.dirname(path))  # the new name survives a power cut
+            return len(data)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)  # left after a hard link, or after a failure
@@ -110,8 +164,11 @@ class FilePOD(POD):
         source, target = self._abs(src), self._abs(dst)
         if not os.path.lexists(source):
             raise path_error(errno.ENOENT, str(source))
-        target.parent.mkdir(parents=True, exist_ok=True)
+        _make_folders(target.parent)
         os.replace(source, target)
+        _sync_folder(target.parent)
+        if source.parent != target.parent:
+            _sync_folder(source.parent)
 
     def purge_temporary(self, max_age: float) -> int:
         """Delete the temporary files of writes that never finished (a killed process)."""
@@ -122,6 +179,10 @@ class FilePOD(POD):
                 if name.startswith(TMP_PREFIX):
                     purged += _unlink_older(Path(folder, name), deadline)
         return purged
+
+
+def _is_within(real: str, root: str) -> bool:
+    return real == root or real.startswith(os.path.join(root, ""))
 
 
 def _unlink_older(path: Path, deadline: float) -> bool:
@@ -143,7 +204,7 @@ def _stage(folder: str, data: bytes) -> str:
     try:
         fd = os.open(tmp, flags, 0o666)
     except FileNotFoundError:
-        os.makedirs(folder, exist_ok=True)
+        _make_folders(Path(folder))
         fd = os.open(tmp, flags, 0o666)
     try:
         with open(fd, "wb") as stream:
@@ -156,6 +217,34 @@ def _stage(folder: str, data: bytes) -> str:
             os.unlink(tmp)
         raise
     return tmp
+
+
+def _make_folders(folder: Path) -> None:
+    """Create `folder` and its missing parents; with `settings.fsync`, the entry of each
+    new folder is made durable in its parent before anything is written below it."""
+    missing = []
+    while not folder.is_dir() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    for new in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # a concurrent writer made it
+            new.mkdir()
+        _sync_folder(new.parent)
+
+
+def _sync_folder(folder: PathLike) -> None:
+    """With `settings.fsync`, flush the entries of `folder` (names made by link, rename or
+    mkdir are only durable once their folder is). File systems that cannot are skipped."""
+    if not settings.fsync:
+        return
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
 
 
 def _publish_new(tmp: str, path: str) -> bool:

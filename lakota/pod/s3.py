@@ -72,9 +72,12 @@ class S3POD(POD):
     """A POD on the keys of an S3 bucket, below an optional key prefix.
 
     `path` is ``bucket`` or ``bucket/prefix``. `netloc` (``host:port``, from
-    ``s3://host:port/bucket``) or `endpoint_url` select an S3-compatible service;
+    ``s3://host:port/bucket``, plain http) or `endpoint_url` (``https://host:port``
+    from ``s3+https://host:port/bucket``, or any URL) select an S3-compatible service;
     otherwise boto3 finds the endpoint (AWS, or ``AWS_ENDPOINT_URL_S3`` /
-    ``AWS_ENDPOINT_URL``). `client` reuses an existing boto3 S3 client as is.
+    ``AWS_ENDPOINT_URL``). `verify` is True, False or a CA bundle path for https;
+    None (the default) means `settings.verify_ssl`. `client` reuses an existing boto3
+    S3 client as is.
     """
 
     protocol = "s3"
@@ -84,7 +87,7 @@ class S3POD(POD):
         path: PathLike,
         netloc: str | None = None,
         profile: str | None = None,
-        verify: bool | str = True,
+        verify: bool | str | None = None,
         client: Any = None,
         key: str | None = None,
         secret: str | None = None,
@@ -99,6 +102,8 @@ class S3POD(POD):
                 f"Give the endpoint once: s3://{netloc}/... or endpoint_url=, not both"
             )
         if netloc:
+            if "@" in netloc:
+                raise ValueError("Give credentials as key= and secret=, not in the endpoint")
             endpoint_url = f"http://{netloc}"
         self.bucket, self.prefix = parts[0], parts[1:]
         self.path = PurePosixPath(*parts)
@@ -393,12 +398,15 @@ def _code(exc: ClientError) -> str:
 def _make_client(
     endpoint_url: str | None,
     profile: str | None,
-    verify: bool | str,
+    verify: bool | str | None,
     key: str | None,
     secret: str | None,
     token: str | None,
 ) -> Any:
-    """A boto3 S3 client with retries and a connection pool sized for the shared pool."""
+    """A boto3 S3 client with retries and a connection pool sized for the shared pool.
+    `verify` None means `settings.verify_ssl`, read now (when the client is made)."""
+    if verify is None:
+        verify = settings.verify_ssl
     options: dict[str, Any] = {
         "retries": {"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         "max_pool_connections": max(10, settings.max_threads + 2),
