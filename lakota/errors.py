@@ -55,3 +55,7 @@ class CorruptedDataError(LakotaError, ValueError):
 
 class StorageError(LakotaError, OSError):
     """A storage backend failed in a way that is not a missing file."""
+
+
+class ProtocolError(StorageError):
+    """A server answered something that does not follow the HTTP protocol of lakota."""

@@ -10,6 +10,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
+from typing import BinaryIO
 
 from lakota.pod.base import POD, Parts, PathLike, path_error, split_path
 from lakota.utils import settings
@@ -73,7 +74,11 @@ class FilePOD(POD):
         return (stat.st_mtime_ns, stat.st_ino)
 
     def _read(self, parts: Parts) -> bytes:
-        return self._abs(parts).read_bytes()
+        with self._open(parts) as stream:
+            return stream.read()
+
+    def _open(self, parts: Parts) -> BinaryIO:
+        return open(self._abs(parts), "rb")
 
     def _write(self, parts: Parts, data: bytes, force: bool) -> int | None:
         path = os.path.join(self.path, *parts)
