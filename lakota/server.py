@@ -330,12 +330,16 @@ def _pod_routes(prefix: str, pod: POD) -> list[Route]:
         Route(f"{prefix}/{action}", _endpoint(pod, handler), methods=["POST"])
         for action, handler in _CHANGES.items()
     ]
-    unknown = Route(prefix + "/{action}", _unknown_action, methods=["GET", "POST"])
+    unknown = Route(prefix + "/{action}", _unknown_action)
     return [*routes, unknown]
 
 
 async def _unknown_action(request: Request) -> Response:
+    """404 for an unknown action; a known one only gets here with a wrong method (405)."""
     action = request.path_params["action"]
+    if action in _READS or action in _CHANGES:
+        allow = "GET, HEAD, POST" if action in _READS else "POST"
+        return PlainTextResponse("Method Not Allowed", 405, headers={"Allow": allow})
     return PlainTextResponse(f'Action "{action}" not supported', 404)
 
 
