@@ -113,9 +113,7 @@ class Policy:
         """The policy of a server listening on `host`: it accepts that name, the
         localhost forms and `extra_hosts` (plus any IP address for a wildcard bind)."""
         names = {_bare(name) for name in (host, *extra_hosts)} - WILDCARD_HOSTS
-        return cls(
-            hosts=LOCAL_HOSTS | names, any_ip_host=_bare(host) in WILDCARD_HOSTS, **options
-        )
+        return cls(hosts=LOCAL_HOSTS | names, any_ip_host=_bare(host) in WILDCARD_HOSTS, **options)
 
     def host_allowed(self, header: str | None) -> bool:
         name = _host_name(header)

@@ -99,11 +99,16 @@ def tree(folder: Path) -> list[str]:
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 @pytest.mark.parametrize(
     "target",
-    ["/r/rm?path=&recursive=true", "/r/rm?path=keep/me", "/r/write?path=planted",
-     "/r/mv?from_path=keep&to_path=moved"],
+    [
+        "/r/rm?path=&recursive=true",
+        "/r/rm?path=keep/me",
+        "/r/write?path=planted",
+        "/r/mv?from_path=keep&to_path=moved",
+    ],
 )
-def test_changes_refuse_get_and_head(open_server: str, folder: Path, method: str,
-                                     target: str) -> None:
+def test_changes_refuse_get_and_head(
+    open_server: str, folder: Path, method: str, target: str
+) -> None:
     before = tree(folder)
     status, _ = request(open_server, method, target)
     assert status == 405
@@ -140,8 +145,15 @@ def test_own_origin_is_accepted(open_server: str, folder: Path) -> None:
 
 @pytest.mark.parametrize(
     "host",
-    ["attacker.example", "attacker.example:80", "127.0.0.1.attacker.example", "",
-     "localhost@evil", "evil/x", "127.0.0.1:notaport"],
+    [
+        "attacker.example",
+        "attacker.example:80",
+        "127.0.0.1.attacker.example",
+        "",
+        "localhost@evil",
+        "evil/x",
+        "127.0.0.1:notaport",
+    ],
 )
 def test_foreign_host_names_are_refused(open_server: str, folder: Path, host: str) -> None:
     status, body = request(open_server, "GET", "/r/raw?path=keep/me", {"Host": host})
@@ -179,8 +191,11 @@ def test_host_policy_of_addresses() -> None:
 def test_without_token_the_server_is_read_only(folder: Path) -> None:
     with lakota_server(f"r {folder}") as url:
         assert request(url, "GET", "/r/raw?path=keep/me") == (200, b"precious")
-        for target in ("/r/write?path=planted", "/r/rm?path=keep&recursive=true",
-                       "/r/mv?from_path=keep&to_path=x"):
+        for target in (
+            "/r/write?path=planted",
+            "/r/rm?path=keep&recursive=true",
+            "/r/mv?from_path=keep&to_path=x",
+        ):
             status, body = request(url, "POST", target, body=b"EVIL")
             assert status == 403
             assert b"read-only" in body and b"--allow-anonymous-writes" in body
@@ -205,15 +220,22 @@ def test_a_token_holder_writes_and_nobody_else(folder: Path) -> None:
 
 def run_lakota(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("LAKOTA_REPO", "LAKOTA_TOKEN")}
-    return subprocess.run([sys.executable, "-m", "lakota", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "lakota", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def test_serving_beyond_loopback_without_token_warns() -> None:
     # 192.0.2.1 (TEST-NET-1) is no address of this machine: the bind fails, after the warning
     run = run_lakota("serve", "r memory://", "-w", f"http://192.0.2.1:{free_port()}")
-    assert "Warning: listening on 192.0.2.1 without a token: anyone who reaches it may read" \
+    assert (
+        "Warning: listening on 192.0.2.1 without a token: anyone who reaches it may read"
         in run.stderr
+    )
     assert run.returncode != 0
 
 
@@ -355,14 +377,16 @@ def test_https_with_the_servers_certificate(tls_server: str, certificate: tuple[
     repo.create_collection(SCHEMA, "tls").series("x").write(
         {"timestamp": ["2021-01-01"], "value": [2.5]}
     )
-    pod = HttpPOD(f"{tls_server}/r", headers={"Authorization": f"Bearer {TOKEN}"},
-                  cafile=certificate[0])
+    pod = HttpPOD(
+        f"{tls_server}/r", headers={"Authorization": f"Bearer {TOKEN}"}, cafile=certificate[0]
+    )
     assert pod.ls() == repo.pod.ls() and "tls" in repo.ls()
     assert (repo / "tls" / "x").frame()["value"].tolist() == [2.5]
 
 
-def test_https_certificates_are_verified(tls_server: str, certificate: tuple[str, str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_https_certificates_are_verified(
+    tls_server: str, certificate: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     with pytest.raises(StorageError, match="CERTIFICATE_VERIFY_FAILED"):
         Repo(f"{tls_server}/r?token={TOKEN}").ls()
@@ -380,8 +404,16 @@ def test_https_needs_both_files(certificate: tuple[str, str]) -> None:
     port = free_port()
     run = run_lakota("serve", "r memory://", "-w", f"https://127.0.0.1:{port}")
     assert run.returncode == 1 and "--certfile and --keyfile" in run.stderr
-    run = run_lakota("serve", "r memory://", "-w", f"http://127.0.0.1:{port}",
-                     "--certfile", certificate[0], "--keyfile", certificate[1])
+    run = run_lakota(
+        "serve",
+        "r memory://",
+        "-w",
+        f"http://127.0.0.1:{port}",
+        "--certfile",
+        certificate[0],
+        "--keyfile",
+        certificate[1],
+    )
     assert run.returncode == 1 and "need an https:// web URI" in run.stderr
 
 
@@ -397,8 +429,9 @@ def test_https_needs_both_files(certificate: tuple[str, str]) -> None:
         ("/r/raw?path=" + "x" * 5000, "GET"),
     ],
 )
-def test_deep_or_long_paths_are_refused(open_server: str, folder: Path, target: str,
-                                        method: str) -> None:
+def test_deep_or_long_paths_are_refused(
+    open_server: str, folder: Path, target: str, method: str
+) -> None:
     status, body = request(open_server, method, target, body=b"x" if method == "POST" else None)
     assert status == 400
     assert b"components" in body or b"characters" in body
@@ -480,8 +513,9 @@ def proxy(open_server: str) -> Iterator[FaultyProxy]:
 
 
 @pytest.mark.parametrize("header", ["²", "99999999999999999999", "abc", "-2", "", "4242"])
-def test_malformed_errno_header_is_a_protocol_error(proxy: FaultyProxy, folder: Path,
-                                                    header: str) -> None:
+def test_malformed_errno_header_is_a_protocol_error(
+    proxy: FaultyProxy, folder: Path, header: str
+) -> None:
     pod = HttpPOD(proxy.url + "/r")
     proxy.rewrite["X-Lakota-Errno"] = header
     with pytest.raises(ProtocolError, match="X-Lakota-Errno") as info:
@@ -499,8 +533,9 @@ def test_malformed_errno_header_is_a_protocol_error(proxy: FaultyProxy, folder: 
         (b'{"body": true}', lambda pod: pod.write("w", b"x")),
     ],
 )
-def test_answers_breaking_the_protocol_are_protocol_errors(proxy: FaultyProxy, body: bytes,
-                                                           call) -> None:
+def test_answers_breaking_the_protocol_are_protocol_errors(
+    proxy: FaultyProxy, body: bytes, call
+) -> None:
     proxy.body = body
     with pytest.raises(ProtocolError, match="answer"):
         call(HttpPOD(proxy.url + "/r"))
@@ -525,8 +560,9 @@ def test_changes_survive_a_connection_dropped_after_the_server_acted(
     assert (folder / "ab/cd/0123.gc").read_bytes() == b"content"
 
 
-def test_a_retried_write_does_not_claim_someone_elses_file(proxy: FaultyProxy,
-                                                          folder: Path) -> None:
+def test_a_retried_write_does_not_claim_someone_elses_file(
+    proxy: FaultyProxy, folder: Path
+) -> None:
     pod = HttpPOD(proxy.url + "/r")
     pod.ls()
     (folder / "theirs").write_bytes(b"other")
