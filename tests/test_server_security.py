@@ -213,6 +213,10 @@ def test_a_token_holder_writes_and_nobody_else(folder: Path) -> None:
         )
         assert (Repo(str(folder)) / "temp" / "Paris").frame()["value"].tolist() == [1.5]
         assert request(url, "POST", "/r/write?path=x", body=b"EVIL")[0] == 401
+        with pytest.raises(PermissionError, match="401") as info:
+            Repo(f"{url}/r?token=wrong-s3cr3t").ls()
+        assert "wrong-s3cr3t" not in str(info.value) + repr(info.value.args)
+        assert "s3cr3t" not in repr(HttpPOD(f"{url}/r", headers={"Authorization": "s3cr3t"}))
         bad = {"Authorization": "Bearer wrong"}
         assert request(url, "POST", "/r/write?path=x", bad, b"EVIL")[0] == 401
     assert not (folder / "x").exists()
