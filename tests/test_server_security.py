@@ -398,6 +398,11 @@ def test_https_certificates_are_verified(
     assert Repo(f"{tls_server}/r?token={TOKEN}").ls() in ([], ["tls"])
 
 
+def test_a_missing_cafile_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="Cannot load certificate authorities from .*nope.pem"):
+        Repo(f"https://127.0.0.1:1/r?cafile={tmp_path}/nope.pem")
+
+
 def test_plain_http_to_a_tls_server_gets_nothing(tls_server: str) -> None:
     plain = tls_server.replace("https://", "http://")
     with pytest.raises(StorageError):

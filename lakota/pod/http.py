@@ -74,7 +74,7 @@ class _Transport:
         self.headers = dict(headers)
         self.session = session
         self.timeout = timeout
-        self.cafile = cafile
+        self.context = _tls_context(cafile) if split.scheme == "https" else None
         self.raw_reads = True  # False once the server answered that it has no `raw`
         self._local = threading.local()
 
@@ -132,10 +132,19 @@ class _Transport:
         self._local.conn = None
 
     def _connect(self) -> http.client.HTTPConnection:
-        if self.scheme == "https":
-            context = ssl.create_default_context(cafile=self.cafile)
-            return http.client.HTTPSConnection(self.netloc, timeout=self.timeout, context=context)
+        if self.context is not None:
+            return http.client.HTTPSConnection(
+                self.netloc, timeout=self.timeout, context=self.context
+            )
         return http.client.HTTPConnection(self.netloc, timeout=self.timeout)
+
+
+def _tls_context(cafile: str | None) -> ssl.SSLContext:
+    """Certificate and host name checks, against `cafile` or the system's authorities."""
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except OSError as exc:  # ssl.SSLError included
+        raise ValueError(f"Cannot load certificate authorities from {cafile!r}: {exc}") from None
 
 
 class HttpPOD(POD):
