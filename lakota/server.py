@@ -106,7 +106,7 @@ class Policy:
         if self.anonymous_writes and self.read_only:
             raise ValueError("A read-only server cannot allow anonymous writes")
         if self.max_body < 0:
-            raise ValueError(f"The body size limit must be positive, not {self.max_body}")
+            raise ValueError(f"The body size limit cannot be negative: {self.max_body}")
 
     @classmethod
     def bound_to(cls, host: str, extra_hosts: Iterable[str] = (), **options: Any) -> Policy:
