@@ -716,19 +716,36 @@ def import_(session: Session, uri: str, collections: tuple[str, ...]) -> None:
 @cli.command()
 @click.argument("repo_maps", nargs=-1, metavar='["NAME URI [URI...]"]...')
 @click.option("-w", "--web-uri", default="http://127.0.0.1:8080", show_default=True,
-              help="Where to listen: http://HOST:PORT[/BASE].")
+              help="Where to listen: http(s)://HOST:PORT[/BASE].")
 @click.option("--token", envvar="LAKOTA_TOKEN", help="Require 'Authorization: Bearer TOKEN' "
               "on every request (default: $LAKOTA_TOKEN).")
 @click.option("--read-only", is_flag=True, help="Refuse write, rm and mv (403).")
+@click.option("--allow-anonymous-writes", is_flag=True,
+              help="Without a token, let anyone write, move and delete (unsafe).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Also accept this Host name (repeatable; '*' accepts any).")
+@click.option("--max-body-size", default="128M", show_default=True, metavar="SIZE",
+              help="Largest request body (bytes, or with a K, M or G suffix); 413 past it.")
+@click.option("--certfile", type=click.Path(exists=True, dir_okay=False),
+              help="TLS certificate chain (PEM) for an https:// web URI.")
+@click.option("--keyfile", type=click.Path(exists=True, dir_okay=False),
+              help="TLS private key (PEM) for an https:// web URI.")
 @pass_session
 def serve(session: Session, repo_maps: tuple[str, ...], web_uri: str, token: str | None,
-          read_only: bool) -> None:
+          read_only: bool, allow_anonymous_writes: bool, allowed_hosts: tuple[str, ...],
+          max_body_size: str, certfile: str | None, keyfile: str | None) -> None:
     """Serve repositories over HTTP (the POD protocol of HttpPOD).
 
     Each argument maps a name to a repository, e.g. "prices /srv/prices": clients open
     Repo("http://HOST:PORT/BASE/prices"). Several URIs make a cache chain. Without
     argument, the repository of -r/--repo is served at the base path. Clients give the
     token in the URI: http://HOST:PORT/prices?token=TOKEN.
+
+    Without a token the server is read-only, unless --allow-anonymous-writes. Only
+    requests naming this server in their Host header (the -w host, localhost, and
+    --allowed-host names) and coming from no other web origin are served. Listening
+    on another interface than loopback without a token prints a warning; use
+    --certfile/--keyfile (or a TLS proxy) so that the token is not sent in clear.
     """
     try:
         from lakota import server
@@ -736,7 +753,17 @@ def serve(session: Session, repo_maps: tuple[str, ...], web_uri: str, token: str
         fail(f"lakota serve needs the server extra: pip install 'lakota[server]' ({exc})")
     maps = list(repo_maps) or ["/ " + " ".join(f'"{uri}"' for uri in session.uris)]
     server.serve(maps, web_uri, token=token or None, read_only=read_only,
-                 verbose=session.verbose > 0)
+                 verbose=session.verbose > 0, allow_anonymous_writes=allow_anonymous_writes,
+                 allowed_hosts=allowed_hosts, max_body=parse_size(max_body_size),
+                 certfile=certfile, keyfile=keyfile)
+
+
+def parse_size(text: str) -> int:
+    """``"128M"`` → 134217728: a byte count with an optional K, M or G (powers of 1024)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([KMG]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size such as 1000000, 64K or 128M")
+    return int(match[1]) * 1024 ** "_KMG".index(match[2].upper() or "_")
 
 
 @cli.command()
@@ -744,11 +771,12 @@ def serve(session: Session, repo_maps: tuple[str, ...], web_uri: str, token: str
 def ui(session: Session) -> None:
     """Open the repository in the web browser (read-only, on a free port of 127.0.0.1)."""
     try:
-        from lakota.server import build_app
+        from lakota.server import Policy, build_app
         from lakota.web.launch import run_local
     except ImportError as exc:
         fail(f"lakota ui needs the server extra: pip install 'lakota[server]' ({exc})")
-    run_local(build_app({"/": session.repo().pod}, read_only=True), "/ui/repo?repo=%2F")
+    app = build_app({"/": session.repo().pod}, policy=Policy(read_only=True))
+    run_local(app, "/ui/repo?repo=%2F")
 
 
 @cli.command()

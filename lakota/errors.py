@@ -65,3 +65,7 @@ class UnreadableRevisionError(CorruptedDataError, RuntimeError):
 
 class StorageError(LakotaError, OSError):
     """A storage backend failed in a way that is not a missing file."""
+
+
+class ProtocolError(StorageError):
+    """A server answered something that does not follow the HTTP protocol of lakota."""

@@ -1,23 +1,35 @@
 """``lakota serve``: share repositories over HTTP with the POD protocol of SPEC §5.
 
-Each repository is mounted at ``BASE/NAME`` and answers ``GET|POST BASE/NAME/<action>``
-for the actions ``ls``, ``read``, ``write``, ``rm``, ``mv`` and ``walk``, with the JSON
-shapes of lakota 0.7.1 so that its clients keep working. One more action, ``raw``,
-returns a file's bytes as they are (``application/octet-stream``) instead of base64 in
-JSON; `lakota.pod.http.HttpPOD` uses it. Compared with 0.7.1 the server also:
+Each repository is mounted at ``BASE/NAME`` and answers ``BASE/NAME/<action>`` for the
+actions ``ls``, ``read``, ``write``, ``rm``, ``mv`` and ``walk``, with the JSON shapes of
+lakota 0.7.1 so that its clients keep working. One more action, ``raw``, returns a
+file's bytes as they are (``application/octet-stream``) instead of base64 in JSON;
+`lakota.pod.http.HttpPOD` uses it. Reads answer GET (and POST, as in 0.7.1); changes
+(``write``, ``rm``, ``mv``) answer POST only, 405 otherwise.
 
-* requires ``Authorization: Bearer <token>`` on every request when a token is set
-  (401 otherwise), compared in constant time;
-* refuses changes (``write``, ``rm``, ``mv``) with 403 when read-only;
-* rejects paths that leave the repository (absolute, ``..`` above the root) with 400:
-  every POD method checks its paths with `lakota.pod.base.split_path`;
-* answers 404 with the real path (``Path "a/b" not found``), 400 for a missing
-  parameter, and 409 with an ``X-Lakota-Errno`` header for other storage errors
-  (not empty, not a folder...);
-* serves a read-only web interface at ``BASE/ui`` (`lakota.web`, docs/web.md).
+Every request to the application, whatever its route, first goes through `Guard`, which
+enforces a `Policy` (docs/security.md):
+
+* the ``Host`` header must name the server (the address it is bound to, localhost
+  forms, names given with ``--allowed-host``): 400 otherwise, against DNS rebinding;
+* an ``Origin`` header must be the server's own origin (403), against cross-site pages;
+* bodies are limited in size (413 past `Policy.max_body`);
+* with a token, every request needs ``Authorization: Bearer <token>`` (401), compared in
+  constant time; ``Policy.authenticators`` may add other checks (a session cookie);
+* methods other than GET, HEAD and OPTIONS need write access (403): refused when
+  read-only, and without a token unless anonymous writes were allowed explicitly.
+
+Errors: 400 for a missing parameter or a path that leaves the repository or is too long
+or deep, 404 with the real path (``Path "a/b" not found``), 409 with an
+``X-Lakota-Errno`` header for other storage errors (not empty, not a folder...). Reads
+stream the file instead of holding it in memory.
+
+The same application serves a read-only web interface at ``BASE/ui`` (`lakota.web`,
+docs/web.md): its pages check the token or a login session cookie themselves, and every
+other check of `Guard` applies to them too.
 
 ```python
-app = build_app({"prices": POD.from_uri("/srv/prices")}, token="s3cr3t")
+app = build_app({"prices": POD.from_uri("/srv/prices")}, policy=Policy(token="s3cr3t"))
 serve(["prices /srv/prices"], "http://127.0.0.1:8080", token="s3cr3t")  # blocks
 ```
 """
@@ -27,31 +39,245 @@ from __future__ import annotations
 import base64
 import hmac
 import html
+import ipaddress
 import re
 import shlex
 import sys
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import BaseRoute, Route
 
 from lakota.errors import UnsafePathError
 from lakota.pod import POD
 from lakota.web import web_routes
 
-__all__ = ["build_app", "parse_repo_map", "parse_web_uri", "serve"]
+__all__ = ["Policy", "Guard", "build_app", "parse_repo_map", "parse_web_uri", "serve"]
 
-CHANGES = frozenset({"write", "rm", "mv"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
+# lakota writes data files of at most `settings.page_len` rows per column (about 800 KB
+# for 8-byte numbers); the limit leaves room for long strings and large commits.
+DEFAULT_MAX_BODY = 128 * 2**20
+MAX_PATH_LENGTH = 4096
+MAX_PATH_DEPTH = 100
+CHUNK_SIZE = 3 * 2**18  # streamed reads: 768 KiB pieces (a multiple of 3 for base64)
+
+Authenticator = Callable[[HTTPConnection], bool]
 
 
-class MissingParameter(ValueError):
-    """A required query parameter is absent (answered with 400)."""
+class BadParameter(ValueError):
+    """A query parameter is absent or unacceptable (answered with 400)."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What `Guard` lets through; the defaults are the safe choice.
+
+    `hosts` are the accepted ``Host`` names (``"*"`` accepts any); `any_ip_host` also
+    accepts IP addresses, for servers bound to every interface (a DNS rebinding attack
+    needs a domain name). `authenticators` are extra ways to prove identity (a web
+    session cookie), tried after the bearer token; `open_paths` skip authentication
+    and write checks (a login form), not the Host, Origin and size checks.
+    `self_guarded` are path prefixes whose routes check identity themselves (the web
+    interface sends a browser to its login form instead of a bare 401); every other
+    check, write access included, still applies there.
+    """
+
+    token: str | None = None
+    read_only: bool = False
+    anonymous_writes: bool = False
+    hosts: frozenset[str] = LOCAL_HOSTS
+    any_ip_host: bool = False
+    max_body: int = DEFAULT_MAX_BODY
+    authenticators: tuple[Authenticator, ...] = ()
+    open_paths: frozenset[str] = frozenset()
+    self_guarded: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.anonymous_writes and self.token:
+            raise ValueError("Anonymous writes make no sense with a token: drop one of them")
+        if self.anonymous_writes and self.read_only:
+            raise ValueError("A read-only server cannot allow anonymous writes")
+        if self.max_body < 0:
+            raise ValueError(f"The body size limit cannot be negative: {self.max_body}")
+
+    @classmethod
+    def bound_to(cls, host: str, extra_hosts: Iterable[str] = (), **options: Any) -> Policy:
+        """The policy of a server listening on `host`: it accepts that name, the
+        localhost forms and `extra_hosts` (plus any IP address for a wildcard bind)."""
+        names = {_bare(name) for name in (host, *extra_hosts)} - WILDCARD_HOSTS
+        return cls(hosts=LOCAL_HOSTS | names, any_ip_host=_bare(host) in WILDCARD_HOSTS, **options)
+
+    def host_allowed(self, header: str | None) -> bool:
+        name = _host_name(header)
+        if name is None:
+            return False
+        if name in self.hosts or "*" in self.hosts:
+            return True
+        return self.any_ip_host and _is_ip(name)
+
+    def authenticated(self, conn: HTTPConnection) -> bool:
+        """True if the request proves who sent it (the token, or an `authenticators` check)."""
+        return self._bearer(conn) or any(check(conn) for check in self.authenticators)
+
+    def guards_itself(self, path: str) -> bool:
+        """True if the route at `path` checks identity itself (see `self_guarded`)."""
+        return any(path == prefix or path.startswith(prefix + "/") for prefix in self.self_guarded)
+
+    def may_write(self, authenticated: bool) -> bool:
+        return not self.read_only and (authenticated or self.anonymous_writes)
+
+    def _bearer(self, conn: HTTPConnection) -> bool:
+        if not self.token:
+            return False
+        scheme, _, credentials = conn.headers.get("authorization", "").partition(" ")
+        supplied = credentials.strip().encode("latin-1")  # the bytes as sent
+        valid = hmac.compare_digest(supplied, self.token.encode("utf-8"))
+        return scheme.lower() == "bearer" and valid
+
+
+class Guard:
+    """ASGI middleware enforcing a `Policy` on every request, whatever its route.
+
+    It records ``request.state.authenticated`` and ``request.state.may_write`` for the
+    routes (a web UI may show or hide its buttons with them).
+    """
+
+    def __init__(self, app: Callable, policy: Policy) -> None:
+        self.app = app
+        self.policy = policy
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":  # no route speaks websockets
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        conn = HTTPConnection(scope)
+        refusal = self._refusal(conn)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, self._limited(receive), send)
+
+    def _refusal(self, conn: HTTPConnection) -> Response | None:
+        """The error response for a request the policy refuses, or None."""
+        policy, headers = self.policy, conn.headers
+        host = headers.get("host")
+        if not policy.host_allowed(host):
+            return PlainTextResponse(f"Host {host!r} is not served here (see --allowed-host)", 400)
+        origin = headers.get("origin")
+        if origin is not None and not _same_origin(origin, conn.url.scheme, host or ""):
+            return PlainTextResponse(f"Cross-origin request from {origin!r} refused", 403)
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > policy.max_body:
+            return _too_large(policy.max_body)
+        state = conn.scope.setdefault("state", {})
+        if conn.scope["path"] in policy.open_paths:
+            state.update(authenticated=False, may_write=False)
+            return None
+        authenticated = policy.authenticated(conn)
+        state.update(authenticated=authenticated, may_write=policy.may_write(authenticated))
+        if policy.token and not authenticated and not policy.guards_itself(conn.scope["path"]):
+            challenge = {"WWW-Authenticate": 'Bearer realm="lakota"'}
+            return PlainTextResponse("Unauthorized", 401, headers=challenge)
+        if conn.scope["method"] not in SAFE_METHODS and not state["may_write"]:
+            return PlainTextResponse(_read_only_reason(policy), 403)
+        return None
+
+    def _limited(self, receive: Callable) -> Callable:
+        """`receive`, raising a 413 once the body grows past the limit (chunked uploads)."""
+        left = self.policy.max_body
+
+        async def limited() -> dict:
+            nonlocal left
+            message = await receive()
+            left -= len(message.get("body", b""))
+            if left < 0:
+                raise HTTPException(413, _too_large_text(self.policy.max_body))
+            return message
+
+        return limited
+
+
+def _too_large(limit: int) -> Response:
+    return PlainTextResponse(_too_large_text(limit), 413)
+
+
+def _too_large_text(limit: int) -> str:
+    return f"Request body larger than the limit of {limit} bytes (see --max-body-size)"
+
+
+def _read_only_reason(policy: Policy) -> str:
+    if policy.read_only:
+        return "Refused: the server is read-only"
+    return (
+        "Refused: the server is read-only for clients without a token "
+        "(its operator may set --token, or --allow-anonymous-writes)"
+    )
+
+
+def _bare(host: str) -> str:
+    """A host name as `_host_name` gives it: lower case, IPv6 without brackets."""
+    return host.strip("[]").lower()
+
+
+def _host_name(header: str | None) -> str | None:
+    """The name in a ``Host`` header (``name[:port]``, ``[v6][:port]``), None if malformed."""
+    if not header or any(char in header for char in "/?#@\\ "):
+        return None
+    try:
+        split = urlsplit("//" + header)
+        split.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError:
+        return None
+    return split.hostname or None
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _same_origin(origin: str, scheme: str, host: str) -> bool:
+    """True if `origin` is ``scheme://host`` (default ports made explicit)."""
+    mine, theirs = _origin_key(f"{scheme}://{host}"), _origin_key(origin)
+    return mine is not None and mine == theirs
+
+
+def _origin_key(url: str) -> tuple[str, str, int] | None:
+    try:
+        split = urlsplit(url)
+        port = split.port
+    except ValueError:
+        return None
+    default = {"http": 80, "https": 443}.get(split.scheme)
+    if default is None or not split.hostname or split.path or split.query:
+        return None
+    return split.scheme, split.hostname, port or default
+
+
+# --- application ---------------------------------------------------------------------------
 
 
 def parse_repo_map(spec: str) -> tuple[str, list[str]]:
@@ -66,10 +292,10 @@ def parse_repo_map(spec: str) -> tuple[str, list[str]]:
 
 
 def parse_web_uri(web_uri: str) -> tuple[str, int, str]:
-    """``http://HOST:PORT/BASE`` → ``(host, port, base)``; only plain http is served."""
+    """``http(s)://HOST:PORT/BASE`` → ``(host, port, base)``."""
     split = urlsplit(web_uri)
-    if split.scheme != "http":
-        raise ValueError(f"The web URI must start with http://, not {web_uri!r}")
+    if split.scheme not in ("http", "https"):
+        raise ValueError(f"The web URI must start with http:// or https://, not {web_uri!r}")
     try:
         port = split.port if split.port is not None else 8080
     except ValueError:
@@ -86,10 +312,13 @@ def _clean_prefix(*pieces: str) -> str:
 def build_app(
     repos: Mapping[str, POD],
     base: str = "",
-    token: str | None = None,
-    read_only: bool = False,
+    policy: Policy | None = None,
+    routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """The ASGI application serving each POD at ``base/name`` (``"/"`` serves at base)."""
+    """The ASGI application serving each POD at ``base/name`` (``"/"`` serves at base).
+
+    Extra `routes` (a web UI) are served too, behind the same `Guard`.
+    """
     prefixes: dict[str, POD] = {}
     for name, pod in repos.items():
         prefix = _clean_prefix(base, name)
@@ -97,14 +326,13 @@ def build_app(
             raise ValueError(f"Two repositories would be served at {prefix or '/'!r}")
         prefixes[prefix] = pod
     ui = _ui_prefix(base, prefixes)
-    routes = [Route("/", _index(list(prefixes), ui), methods=["GET"])]
-    routes += web_routes(repos, ui, token)
+    policy = _with_web_interface(policy or Policy(), ui)
+    app_routes = [Route("/", _index(list(prefixes), ui), methods=["GET"]), *routes]
+    app_routes += web_routes(repos, ui, policy.token)
     for prefix, pod in prefixes.items():
-        routes.append(
-            Route(prefix + "/{action}", _endpoint(pod, read_only), methods=["GET", "POST"])
-        )
-    middleware = [Middleware(BearerAuth, token=token, exempt=ui)] if token else []
-    return Starlette(routes=routes, middleware=middleware)
+        app_routes.extend(_pod_routes(prefix, pod))
+    middleware = [Middleware(Guard, policy=policy)]
+    return Starlette(routes=app_routes, middleware=middleware)
 
 
 def _ui_prefix(base: str, prefixes: Mapping[str, POD]) -> str:
@@ -116,39 +344,36 @@ def _ui_prefix(base: str, prefixes: Mapping[str, POD]) -> str:
     return ui
 
 
-class BearerAuth:
-    """ASGI middleware: every request needs ``Authorization: Bearer <token>``.
+def _with_web_interface(policy: Policy, ui: str) -> Policy:
+    """`policy`, letting the pages under `ui` check identity themselves (they redirect a
+    browser to their login form, whose routes are open)."""
+    return replace(
+        policy,
+        self_guarded=policy.self_guarded | {ui},
+        open_paths=policy.open_paths | {f"{ui}/login", f"{ui}/logout"},
+    )
 
-    Paths under `exempt` (the web interface) are let through: their routes accept the
-    bearer token or a login session cookie themselves (`lakota.web.session`).
-    """
 
-    def __init__(self, app: Callable, token: str, exempt: str | None = None) -> None:
-        self.app = app
-        self.token = token.encode("utf-8")
-        self.exempt = exempt
+def _pod_routes(prefix: str, pod: POD) -> list[Route]:
+    routes = [
+        Route(f"{prefix}/{action}", _endpoint(pod, handler), methods=["GET", "POST"])
+        for action, handler in _READS.items()
+    ]
+    routes += [
+        Route(f"{prefix}/{action}", _endpoint(pod, handler), methods=["POST"])
+        for action, handler in _CHANGES.items()
+    ]
+    unknown = Route(prefix + "/{action}", _unknown_action)
+    return [*routes, unknown]
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] == "http" and not self._exempt(scope) and not self._authorized(scope):
-            response = PlainTextResponse(
-                "Unauthorized", 401, headers={"WWW-Authenticate": 'Bearer realm="lakota"'}
-            )
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
-    def _exempt(self, scope: dict) -> bool:
-        path, exempt = scope["path"], self.exempt
-        return exempt is not None and (path == exempt or path.startswith(exempt + "/"))
-
-    def _authorized(self, scope: dict) -> bool:
-        supplied = b""
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                supplied = value
-        scheme, _, credentials = supplied.partition(b" ")
-        valid = hmac.compare_digest(credentials.strip(), self.token)
-        return scheme.lower() == b"bearer" and valid
+async def _unknown_action(request: Request) -> Response:
+    """404 for an unknown action; a known one only gets here with a wrong method (405)."""
+    action = request.path_params["action"]
+    if action in _READS or action in _CHANGES:
+        allow = "GET, HEAD, POST" if action in _READS else "POST"
+        return PlainTextResponse("Method Not Allowed", 405, headers={"Allow": allow})
+    return PlainTextResponse(f'Action "{action}" not supported', 404)
 
 
 def _index(prefixes: list[str], ui: str) -> Callable:
@@ -163,19 +388,17 @@ def _index(prefixes: list[str], ui: str) -> Callable:
     return index
 
 
-def _endpoint(pod: POD, read_only: bool) -> Callable:
+Handler = Callable[[POD, Mapping[str, str], bytes], Response]
+
+
+def _endpoint(pod: POD, handler: Handler) -> Callable:
     async def endpoint(request: Request) -> Response:
-        action = request.path_params["action"]
-        handler = _ACTIONS.get(action)
-        if handler is None:
-            return PlainTextResponse(f'Action "{action}" not supported', 404)
-        if read_only and action in CHANGES:
-            return PlainTextResponse(f'Action "{action}" refused: read-only server', 403)
         params = request.query_params
-        body = await request.body() if action == "write" else b""
+        body = await _body(request) if handler is _write else b""
         try:
+            _check_paths(params)
             return await run_in_threadpool(handler, pod, params, body)
-        except (MissingParameter, UnsafePathError) as exc:
+        except (BadParameter, UnsafePathError) as exc:
             return PlainTextResponse(str(exc), 400)
         except FileNotFoundError:
             return PlainTextResponse(f'Path "{_subject(params)}" not found', 404)
@@ -189,6 +412,20 @@ def _endpoint(pod: POD, read_only: bool) -> Callable:
     return endpoint
 
 
+async def _body(request: Request) -> bytes:
+    return b"".join([chunk async for chunk in request.stream()])
+
+
+def _check_paths(params: Mapping[str, str]) -> None:
+    """Refuse paths too long or too deep for any repository (before they reach storage)."""
+    for name in ("path", "from_path", "to_path"):
+        text = params.get(name, "")
+        if len(text) > MAX_PATH_LENGTH:
+            raise BadParameter(f'Parameter "{name}" is longer than {MAX_PATH_LENGTH} characters')
+        if text.count("/") >= MAX_PATH_DEPTH:
+            raise BadParameter(f'Parameter "{name}" has more than {MAX_PATH_DEPTH} components')
+
+
 def _subject(params: Mapping[str, str]) -> str:
     """The path an error is about, as the client sent it."""
     return params.get("path") or params.get("from_path") or "."
@@ -197,7 +434,7 @@ def _subject(params: Mapping[str, str]) -> str:
 def _param(params: Mapping[str, str], name: str) -> str:
     value = params.get(name)
     if value is None:
-        raise MissingParameter(f'Missing parameter "{name}"')
+        raise BadParameter(f'Missing parameter "{name}"')
     return value
 
 
@@ -211,12 +448,44 @@ def _ls(pod: POD, params: Mapping[str, str], body: bytes) -> Response:
 
 
 def _read(pod: POD, params: Mapping[str, str], body: bytes) -> Response:
-    data = pod.read(_param(params, "path"))
-    return JSONResponse({"body": base64.b64encode(data).decode("ascii"), "b64encoded": True})
+    """The JSON shape of 0.7.1 (``{"body": base64, "b64encoded": true}``), streamed."""
+    stream = pod.open(_param(params, "path"))
+    return StreamingResponse(_json_base64(stream), media_type="application/json")
 
 
 def _raw(pod: POD, params: Mapping[str, str], body: bytes) -> Response:
-    return Response(pod.read(_param(params, "path")), media_type="application/octet-stream")
+    stream = pod.open(_param(params, "path"))
+    size = stream.seek(0, 2)
+    stream.seek(0)
+    return StreamingResponse(
+        _chunks(stream),
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(size)},
+    )
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    """The content of `stream` in pieces of at most `CHUNK_SIZE` bytes; closes it."""
+    with stream:
+        while chunk := stream.read(CHUNK_SIZE):
+            yield chunk
+
+
+def _json_base64(stream: BinaryIO) -> Iterator[bytes]:
+    yield b'{"body":"'
+    yield from base64_pieces(_chunks(stream))
+    yield b'","b64encoded":true}'
+
+
+def base64_pieces(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Base64 of the concatenated `chunks`, piece by piece (pieces join into valid base64)."""
+    rest = b""
+    for chunk in chunks:
+        data = rest + chunk
+        cut = len(data) - len(data) % 3
+        yield base64.b64encode(data[:cut])
+        rest = data[cut:]
+    yield base64.b64encode(rest)
 
 
 def _write(pod: POD, params: Mapping[str, str], body: bytes) -> Response:
@@ -242,21 +511,17 @@ def _mv(pod: POD, params: Mapping[str, str], body: bytes) -> Response:
 def _walk(pod: POD, params: Mapping[str, str], body: bytes) -> Response:
     path = params.get("path") or "."
     text = params.get("max_depth") or None
-    if text is not None and not re.fullmatch(r"-?\d+", text):
-        raise MissingParameter(f'Parameter "max_depth" must be an integer, not {text!r}')
+    if text is not None and not re.fullmatch(r"-?\d{1,9}", text):
+        raise BadParameter(f'Parameter "max_depth" must be an integer, not {text!r}')
     max_depth = int(text) if text is not None else None
     return JSONResponse({"body": list(pod.cd(path).walk(max_depth=max_depth))})
 
 
-_ACTIONS: dict[str, Callable[[POD, Mapping[str, str], bytes], Response]] = {
-    "ls": _ls,
-    "read": _read,
-    "raw": _raw,
-    "write": _write,
-    "rm": _rm,
-    "mv": _mv,
-    "walk": _walk,
-}
+_READS: dict[str, Handler] = {"ls": _ls, "read": _read, "raw": _raw, "walk": _walk}
+_CHANGES: dict[str, Handler] = {"write": _write, "rm": _rm, "mv": _mv}
+
+
+# --- running ---------------------------------------------------------------------------------
 
 
 def serve(
@@ -265,23 +530,90 @@ def serve(
     token: str | None = None,
     read_only: bool = False,
     verbose: bool = False,
+    *,
+    allow_anonymous_writes: bool = False,
+    allowed_hosts: Iterable[str] = (),
+    max_body: int = DEFAULT_MAX_BODY,
+    certfile: str | None = None,
+    keyfile: str | None = None,
 ) -> None:
-    """Serve the repositories until interrupted (``repo_maps`` as in `parse_repo_map`)."""
+    """Serve the repositories until interrupted (``repo_maps`` as in `parse_repo_map`).
+
+    Without a token the server is read-only unless `allow_anonymous_writes`; an
+    ``https://`` `web_uri` needs `certfile` and `keyfile` (PEM).
+    """
     import uvicorn
 
     host, port, base = parse_web_uri(web_uri)
+    tls = _tls_options(web_uri, certfile, keyfile)
+    policy = Policy.bound_to(
+        host,
+        allowed_hosts,
+        token=token,
+        read_only=read_only,
+        anonymous_writes=allow_anonymous_writes,
+        max_body=max_body,
+    )
     repos: dict[str, Any] = {}
     for spec in repo_maps:
         name, uris = parse_repo_map(spec)
         if name in repos:
             raise ValueError(f"Repository name {name!r} is given twice")
         repos[name] = POD.from_uri(uris)
-    app = build_app(repos, base, token=token, read_only=read_only)
-    mode = ", read-only" if read_only else ""
-    auth = ", token required" if token else ""
+    app = build_app(repos, base, policy=policy)
+    scheme = "https" if tls else "http"
     for name in repos:
-        url = f"http://{host}:{port}{_clean_prefix(base, name)}"
-        print(f"Serving {name} at {url}{mode}{auth}", file=sys.stderr, flush=True)
+        url = f"{scheme}://{host}:{port}{_clean_prefix(base, name)}"
+        print(f"Serving {name} at {url}, {_access(policy)}", file=sys.stderr, flush=True)
+    for warning in startup_warnings(host, policy, bool(tls)):
+        print(f"Warning: {warning}", file=sys.stderr, flush=True)
     uvicorn.run(
-        app, host=host, port=port, log_level="info" if verbose else "warning", access_log=verbose
+        app,
+        host=host,
+        port=port,
+        log_level="info" if verbose else "warning",
+        access_log=verbose,
+        **tls,
     )
+
+
+def _tls_options(web_uri: str, certfile: str | None, keyfile: str | None) -> dict[str, str]:
+    """uvicorn's TLS options: https needs both files, and the files need https."""
+    https = urlsplit(web_uri).scheme == "https"
+    if https and not (certfile and keyfile):
+        raise ValueError(
+            f"Serving {web_uri!r} needs --certfile and --keyfile (or use an http:// URI)"
+        )
+    if (certfile or keyfile) and not https:
+        raise ValueError(f"--certfile and --keyfile need an https:// web URI, not {web_uri!r}")
+    return {"ssl_certfile": certfile, "ssl_keyfile": keyfile} if https else {}
+
+
+def _access(policy: Policy) -> str:
+    if policy.token:
+        return "token required" + (", read-only" if policy.read_only else "")
+    if policy.anonymous_writes:
+        return "anyone may read and write"
+    return "read-only" if policy.read_only else "read-only without a token"
+
+
+def startup_warnings(host: str, policy: Policy, tls: bool) -> list[str]:
+    """What the operator should know about a server bound to `host` with `policy`."""
+    if _is_loopback(host):
+        return []
+    if policy.anonymous_writes:
+        return [f"listening on {host} without a token: anyone who reaches it may write"]
+    if not policy.token:
+        return [f"listening on {host} without a token: anyone who reaches it may read"]
+    if not tls:
+        return [f"listening on {host} without TLS: the token crosses the network in clear"]
+    return []
+
+
+def _is_loopback(host: str) -> bool:
+    if _bare(host) == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(_bare(host)).is_loopback
+    except ValueError:
+        return False

@@ -155,6 +155,7 @@ REPO_FACTORIES.update(S3_REPO_FACTORIES)
 # --- HTTP storage: `lakota serve` in a subprocess, HttpPOD as client ------------------------
 
 import contextlib  # noqa: E402, I001
+import subprocess  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 
 from s3server import stop  # noqa: E402
@@ -170,21 +171,21 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def lakota_server(*args: str, base: str = "", env: dict | None = None) -> Iterator[str]:
-    """Run ``lakota serve ARGS -w http://127.0.0.1:<free port><base>`` until the block ends.
+def lakota_process(
+    *args: str, base: str = "", env: dict | None = None, scheme: str = "http"
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Run ``lakota serve ARGS -w SCHEME://127.0.0.1:<free port><base>`` until the block ends.
 
-    Yields the server's URL (without `base`) once it answers (any status, 401 included).
+    Yields the server's URL (without `base`) and its process once it accepts connections.
     `env` sets ``LAKOTA_REPO`` or ``LAKOTA_TOKEN``, which are not inherited.
     """
-    import os
-    import subprocess
+    import socket
     import sys
     import tempfile
     import time
-    import urllib.error
-    import urllib.request
 
-    url = f"http://127.0.0.1:{free_port()}"
+    port = free_port()
+    url = f"{scheme}://127.0.0.1:{port}"
     command = [sys.executable, "-m", "lakota", "serve", *args, "-w", url + base]
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would block it
         own = ("LAKOTA_REPO", "LAKOTA_TOKEN")
@@ -196,18 +197,23 @@ def lakota_server(*args: str, base: str = "", env: dict | None = None) -> Iterat
             deadline = time.monotonic() + 30
             while True:
                 try:
-                    urllib.request.urlopen(url + "/", timeout=1).close()
-                    break
-                except urllib.error.HTTPError:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
                     break
                 except OSError:
                     if proc.poll() is not None or time.monotonic() > deadline:
                         log.seek(0)
                         raise RuntimeError(f"lakota serve did not start: {log.read()!r}") from None
                     time.sleep(0.05)
-            yield url
+            yield url, proc
         finally:
             stop(proc)
+
+
+@contextlib.contextmanager
+def lakota_server(*args: str, base: str = "", env: dict | None = None) -> Iterator[str]:
+    """`lakota_process` for tests that only need the server's URL."""
+    with lakota_process(*args, base=base, env=env) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -217,7 +223,7 @@ def http_base_uri() -> Iterator[str]:
 
     if not all(importlib.util.find_spec(m) for m in ("starlette", "uvicorn")):
         pytest.skip("lakota serve needs the server extra (starlette, uvicorn)")
-    with lakota_server("/ memory://") as url:
+    with lakota_server("/ memory://", "--allow-anonymous-writes") as url:
         yield url + "/"
 
 

@@ -46,15 +46,18 @@ def upstream_python() -> Path:
         pytest.skip(message)
 
 
-def run_upstream(python: Path, command: str, folder: Path) -> dict:
-    """Run a scenario command with upstream lakota and return its manifest."""
+def run_upstream(python: Path, command: str, folder: Path | str, cwd: Path | None = None) -> dict:
+    """Run a scenario command with upstream lakota and return its manifest.
+
+    `folder` is a repository folder, or the URI of one (`cwd` is then required).
+    """
     result = subprocess.run(
         [str(python), str(SCRIPT), command, str(folder)],
         capture_output=True,
         text=True,
         env=clean_env(),
-        cwd=folder.parent,
-        timeout=120,
+        cwd=cwd or Path(folder).parent,
+        timeout=300,
     )
     if result.returncode:
         pytest.fail(f"upstream lakota failed on {command!r}:\n{result.stderr[-4000:]}")
@@ -346,3 +349,24 @@ def test_code_written_for_upstream_runs_the_same(
     ours = compat.outcome(name, compat_contexts[1])
     assert "value" in theirs, f"the snippet fails on upstream lakota: {theirs}"
     assert comparable(ours) == comparable(theirs), f"ours: {ours}\ntheirs: {theirs}"
+
+
+def test_upstream_client_through_our_server(upstream_python: Path, tmp_path: Path) -> None:
+    """lakota 0.7.1's HttpPOD writes through `lakota serve --allow-anonymous-writes` and
+    reads through a default (read-only) server, which refuses its writes."""
+    pytest.importorskip("uvicorn")
+    from conftest import lakota_server
+
+    folder = tmp_path / "served"
+    with lakota_server(f"repo {folder}", "--allow-anonymous-writes") as url:
+        theirs = run_upstream(upstream_python, "write", f"{url}/repo", cwd=tmp_path)
+    check_written(theirs)
+    same_view(run_ours("dump", folder), theirs)
+    with lakota_server(f"repo {folder}") as url:
+        same_view(run_upstream(upstream_python, "dump", f"{url}/repo", cwd=tmp_path), theirs)
+        refused = subprocess.run(
+            [str(upstream_python), str(SCRIPT), "extend", f"{url}/repo"],
+            capture_output=True, text=True, env=clean_env(), cwd=tmp_path, timeout=300,
+        )
+    assert refused.returncode != 0 and "403" in refused.stderr
+    same_view(run_ours("dump", folder), theirs)

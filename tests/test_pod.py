@@ -743,3 +743,15 @@ def test_file_writes_fsync_only_when_the_setting_asks(tmp_path, monkeypatch):
     monkeypatch.setattr(settings, "fsync", False)
     pod.write("b", b"2")
     assert len(calls) == 2 and pod.read("b") == b"2"
+
+
+def test_open_streams_what_read_returns(pod: POD) -> None:
+    data = bytes(range(256)) * 1000
+    pod.write("big/f", data)
+    with pod.open("big/f") as stream:
+        assert stream.read(10) == data[:10]
+        assert stream.read() == data[10:]
+    with pytest.raises(FileNotFoundError):
+        pod.open("big/missing")
+    with pytest.raises(UnsafePathError):
+        pod.open("../outside")

@@ -367,12 +367,28 @@ def test_pages_have_a_strict_content_security_policy(open_server: str) -> None:
     assert b"/ui/" in call(open_server + "/")[2]  # the index links to the interface
 
 
-def test_interface_routes_only_read(open_server: str) -> None:
-    for route in ("api/collections?repo=/", "api/plot?repo=/&collection=prices&series=BE", ""):
-        status, _, _ = call(f"{open_server}/ui/{route}", b"x=1")
-        assert status == 405
+INTERFACE_ROUTES = ("api/collections?repo=/", "api/plot?repo=/&collection=prices&series=BE", "")
+
+
+def test_interface_routes_only_read(open_server: str, server: str) -> None:
+    for route in INTERFACE_ROUTES:  # the server's Guard refuses a change first
+        status, _, body = call(f"{open_server}/ui/{route}", b"x=1")
+        assert status == 403 and b"read-only" in body
+    bearer = {"Authorization": f"Bearer {TOKEN}"}
+    for route in INTERFACE_ROUTES:  # with write access, the routes still only read
+        status, headers, _ = call(f"{server}/{route.replace('=/', '=demo')}", b"x=1", bearer)
+        assert status == 405 and headers["allow"] == "GET, HEAD"
     status, _, body = call(f"{open_server}/write?path=x", b"data")
     assert status == 403 and b"read-only" in body
+
+
+def test_interface_pages_send_a_browser_to_the_login_form(server: str) -> None:
+    status, headers, _ = call(f"{server}/repo?repo=demo")
+    assert status == 303 and headers["location"].startswith("/base/ui/login?next=")
+    status, _, _ = call(f"{server}/api/collections?repo=demo")
+    assert status == 401
+    status, _, body = call(f"{server}/login")
+    assert status == 200 and b'name="token"' in body
 
 
 def test_a_repository_may_not_hide_the_interface() -> None:

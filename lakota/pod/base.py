@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import io
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import PurePath, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from lakota.errors import UnsafePathError
@@ -123,6 +124,15 @@ class POD(ABC):
         data = self._read(parts)
         return data.decode("utf-8") if mode == "r" else data
 
+    def open(self, relpath: PathLike) -> BinaryIO:
+        """A file opened for binary reading, to stream files too large to hold in memory.
+
+        Backends that can stream override `_open`; the others read the whole file.
+        """
+        parts = split_path(relpath)
+        logger.debug("open %r %s", self, join_parts(parts))
+        return self._open(parts)
+
     def write(
         self, relpath: PathLike, data: Any, mode: str = "wb", force: bool = False
     ) -> int | None:
@@ -224,6 +234,9 @@ class POD(ABC):
 
     @abstractmethod
     def _read(self, parts: Parts) -> bytes: ...
+
+    def _open(self, parts: Parts) -> BinaryIO:
+        return io.BytesIO(self._read(parts))
 
     @abstractmethod
     def _write(self, parts: Parts, data: bytes, force: bool) -> int | None: ...
@@ -367,12 +380,16 @@ def _http_pod(uri: str, kwargs: dict[str, Any]) -> POD:
     )
     split = urlsplit(uri)
     params = _query_params(split.query)
-    _check_params(params, ["token", *(name for name in params if name.startswith("header-"))], uri)
+    headers_given = [name for name in params if name.startswith("header-")]
+    _check_params(params, ["token", "cafile", *headers_given], uri)
     token = params.pop("token", None)
+    cafile = params.pop("cafile", None)
     headers = {name.removeprefix("header-"): value for name, value in params.items()}
     if token:  # ?token=T is short for ?header-Authorization=Bearer%20T
         headers["Authorization"] = f"Bearer {token}"
     options: dict[str, Any] = {"headers": headers} if headers else {}
+    if cafile:
+        options["cafile"] = cafile
     base_uri = f"{split.scheme}://{split.netloc}{split.path.rstrip('/')}/"
     return httppod(base_uri, **{**options, **kwargs})
 

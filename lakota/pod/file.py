@@ -19,6 +19,7 @@ import stat
 import time
 import uuid
 from pathlib import Path
+from typing import BinaryIO
 
 from lakota.errors import UnsafePathError
 from lakota.pod.base import POD, Parts, PathLike, path_error, split_path
@@ -123,9 +124,12 @@ class FilePOD(POD):
         return (info.st_mtime_ns, info.st_ino)
 
     def _read(self, parts: Parts) -> bytes:
-        fd = os.open(self._real(parts), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        with open(fd, "rb") as stream:
+        with self._open(parts) as stream:
             return stream.read()
+
+    def _open(self, parts: Parts) -> BinaryIO:
+        fd = os.open(self._real(parts), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        return open(fd, "rb")
 
     def _write(self, parts: Parts, data: bytes, force: bool) -> int | None:
         path = os.fspath(self._abs(parts))

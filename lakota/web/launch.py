@@ -2,9 +2,9 @@
 
 ```python
 from lakota.pod import POD
-from lakota.server import build_app
+from lakota.server import Policy, build_app
 from lakota.web.launch import run_local
-app = build_app({"/": POD.from_uri("demo-repo")}, read_only=True)
+app = build_app({"/": POD.from_uri("demo-repo")}, policy=Policy(read_only=True))
 run_local(app, "/ui/repo?repo=%2F")  # blocks until Ctrl-C
 ```
 """

@@ -20,6 +20,7 @@ from pathlib import Path
 
 UPSTREAM = "lakota==0.7.1"
 MIRRORED = ("numpy", "numcodecs", "msgpack", "pandas", "boto3")
+HTTP_CLIENT = "requests"  # upstream's HttpPOD needs it, for the tests through `lakota serve`
 STAMP = "interop.stamp"
 PIP_TIMEOUT = 240
 
@@ -29,8 +30,8 @@ class VenvError(RuntimeError):
 
 
 def requirements() -> list[str]:
-    """Upstream lakota plus the codec libraries pinned to our own versions."""
-    return [UPSTREAM, *(f"{name}=={metadata.version(name)}" for name in MIRRORED)]
+    """Upstream lakota plus the codec libraries pinned to our own versions, and requests."""
+    return [UPSTREAM, *(f"{name}=={metadata.version(name)}" for name in MIRRORED), HTTP_CLIENT]
 
 
 def clean_env() -> dict[str, str]:
