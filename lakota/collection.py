@@ -20,6 +20,7 @@ import numpy
 from .changelog import Changelog, Revision, phi
 from .commit import Commit, read_digest
 from .errors import InvalidLabelError
+from .revinfo import make_info
 from .schema import Schema
 from .series import KVSeries, Series
 from .utils import (
@@ -59,9 +60,12 @@ class Batch:
 
     STAGING_LIMIT = 64  # pages staged ahead at most: bounds the memory of their copies
 
-    def __init__(self, collection: Collection, root: bool = False) -> None:
+    def __init__(
+        self, collection: Collection, root: bool = False, info: dict | None = None
+    ) -> None:
         self.collection = collection
         self.root = root
+        self.info = info
         self.rows: list[dict | Future] = []  # a future gives the rows of staged pages
         self.revs: list[Revision] = []
         self.writes = Background()  # data files of the batch, awaited before committing
@@ -116,7 +120,7 @@ class Batch:
     def flush(self) -> list[Revision]:
         self.settle()
         if self.rows:
-            self.revs = self.collection.commit_rows(self.rows, root=self.root)
+            self.revs = self.collection.commit_rows(self.rows, root=self.root, info=self.info)
             self.rows = []
         return self.revs
 
@@ -184,27 +188,46 @@ class Collection:
         self._decoded = (rev.child, commit)
         return commit
 
-    def apply(self, rows: list[dict], root: bool = False) -> list[Revision] | None:
+    def apply(
+        self, rows: list[dict], root: bool = False, info: dict | None = None
+    ) -> list[Revision] | None:
         """Commit segment rows now as one revision, or queue them in the `multi()` batch."""
         batch = self.batch
         if batch is not None:
             for row in rows:
                 batch.append(row)
             return None
-        return self.commit_rows(rows, root=root)
+        return self.commit_rows(rows, root=root, info=info)
+
+    def revision_info(
+        self,
+        message: str | None = None,
+        author: str | None = None,
+        meta: dict | None = None,
+        default_message: str | None = None,
+    ) -> dict | None:
+        """The metadata of the next revision (`lakota.revinfo.make_info`).
+
+        Inside `multi()` the block makes the revision, so it alone takes metadata.
+        """
+        if self.batch is not None and (message is not None or author is not None or meta):
+            raise ValueError("Inside multi(), give message, author and meta to multi() itself")
+        return make_info(message, author, meta, None if self.batch else default_message)
 
     def writing(self) -> threading.RLock:
         """The lock that serializes this collection's read-modify-write cycles in-process."""
         return _commit_lock(self)
 
-    def commit_rows(self, rows: list[dict], root: bool = False) -> list[Revision]:
+    def commit_rows(
+        self, rows: list[dict], root: bool = False, info: dict | None = None
+    ) -> list[Revision]:
         """Overlay `rows` on the leaf commit (or on nothing if `root`) as one revision."""
         with _commit_lock(self):
             leaf = None if root else self.changelog.leaf()
             base = self._decode(leaf) if leaf is not None else None
             commit = _overlay(self.schema, base, rows)
             parent = leaf.child if leaf is not None else phi
-            return self._write_commit(commit, [parent])
+            return self._write_commit(commit, [parent], info, base)
 
     def staged(self) -> Commit | None:
         """The leaf commit with this thread's pending `multi()` rows applied.
@@ -225,24 +248,45 @@ class Collection:
         first, end = base.label_range(label) if base is not None else (0, 0)
         return end - first + (2 * batch.pending(label) if batch is not None else 0)
 
-    def _write_commit(self, commit: Commit, parents: list[str]) -> list[Revision]:
-        revisions = self.changelog.commit(commit.encode(), parents=parents)
+    def _write_commit(
+        self,
+        commit: Commit,
+        parents: list[str],
+        info: dict | None = None,
+        base: Commit | None = None,
+    ) -> list[Revision]:
+        """Write `commit` as a child of `parents`, unless its data is that of `base`.
+
+        Without `info` the payload of unchanged data is the parent's own, which the
+        changelog skips; with `info` the data is compared, as a message alone changes
+        nothing.
+        """
+        if info and base is not None and commit == base:
+            return []
+        revisions = self.changelog.commit(commit.encode(info), parents=parents)
         if revisions:
             self._decoded = (revisions[-1].child, commit)
         return revisions
 
     @contextmanager
-    def multi(self, root: bool | None = None) -> Iterator[Batch]:
+    def multi(
+        self,
+        root: bool | None = None,
+        message: str | None = None,
+        author: str | None = None,
+        meta: dict | None = None,
+    ) -> Iterator[Batch]:
         """Group the writes of this thread into one revision, made when the block exits.
 
         If the block raises, nothing is committed and the collection stays usable.
-        Nested blocks join the outer batch.
+        Nested blocks join the outer batch (and cannot take metadata of their own).
         """
+        info = self.revision_info(message, author, meta)
         outer = self.batch
         if outer is not None:
             yield outer
             return
-        batch = Batch(self, root=bool(root))
+        batch = Batch(self, root=bool(root), info=info)
         self._local.batch = batch
         try:
             yield batch
@@ -259,8 +303,9 @@ class Collection:
 
     # Changes to whole series
 
-    def delete(self, *labels: str) -> list[Revision] | None:
+    def delete(self, *labels: str, message: str | None = None) -> list[Revision] | None:
         """Remove every row of these series in one revision."""
+        info = self.revision_info(message)
         with _commit_lock(self):
             leaf = self.changelog.leaf()
             if leaf is None:
@@ -269,20 +314,25 @@ class Collection:
             remaining = commit.delete_labels(labels)
             if len(remaining) == len(commit):
                 return []
-            return self._write_commit(remaining, [leaf.child])
+            return self._write_commit(remaining, [leaf.child], info)
 
-    def rename(self, from_label: str, to_label: str) -> list[Revision]:
+    def rename(self, from_label: str, to_label: str, message: str | None = None) -> list[Revision]:
         """Move a series to a new label (overlaying what the new label held)."""
+        info = self.revision_info(message)
         to_label = self.series(to_label).label
         with _commit_lock(self):
             leaf = self.changelog.leaf()
             if leaf is None or from_label not in self._decode(leaf).labels():
                 raise KeyError(f"Series {from_label!r} not found in collection {self.label!r}")
             commit = self._decode(leaf).rename_label(from_label, to_label)
-            return self._write_commit(commit, [leaf.child])
+            return self._write_commit(commit, [leaf.child], info)
 
     def clone(
-        self, other: Collection, rename: dict | None = None, defaults: dict | None = None
+        self,
+        other: Collection,
+        rename: dict | None = None,
+        defaults: dict | None = None,
+        message: str | None = None,
     ) -> list[Revision]:
         """Copy the latest revision into the empty collection `other` (same repository).
 
@@ -298,7 +348,7 @@ class Collection:
         if commit is None:
             return []
         cloned = _clone_commit(commit, other.schema, rename or {}, defaults or {})
-        return other._write_commit(cloned, [phi])
+        return other._write_commit(cloned, [phi], other.revision_info(message))
 
     # Data stack
 
@@ -322,11 +372,11 @@ class Collection:
 
     # History
 
-    def merge(self, *heads: Revision) -> list[Revision]:
+    def merge(self, *heads: Revision, message: str | None = None) -> list[Revision]:
         """Join concurrent branches into one revision; newer branches win where they overlap."""
         from .history import merge_heads
 
-        return merge_heads(self, list(heads))
+        return merge_heads(self, list(heads), message)
 
     def trim(self, before: str | datetime | None = None) -> int:
         """Delete revision files older than `before` (default: now - 2 x settings.timeout).
@@ -352,19 +402,21 @@ class Collection:
         self.changelog.refresh()
         return len(paths)
 
-    def defrag(self, max_chunk: int | None = None) -> list[Revision]:
+    def defrag(self, max_chunk: int | None = None, message: str | None = None) -> list[Revision]:
         """Rewrite series made of many small segments into page-sized segments."""
         from .history import defrag_collection
 
         max_chunk = settings.defrag_max_chunk if max_chunk is None else max_chunk
         if not isinstance(max_chunk, int) or max_chunk <= 0:
             raise ValueError(f"max_chunk must be a positive integer, got {max_chunk!r}")
-        return defrag_collection(self, max_chunk)
+        return defrag_collection(self, max_chunk, message)
 
-    def squash(self, trim: Any = None, max_chunk: int | None = None) -> list[Revision]:
+    def squash(
+        self, trim: Any = None, max_chunk: int | None = None, message: str | None = None
+    ) -> list[Revision]:
         """Deprecated: `defrag(max_chunk)` then `trim(trim)` unless `trim` is False."""
         warnings.warn("squash is deprecated, use defrag and trim", DeprecationWarning, stacklevel=2)
-        revisions = self.defrag(max_chunk)
+        revisions = self.defrag(max_chunk, message=message)
         if trim is not False:
             self.trim(trim)
         return revisions

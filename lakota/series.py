@@ -48,12 +48,17 @@ class Series:
         stop: Bound = None,
         closed: Closed | str = "b",
         root: bool = False,
+        message: str | None = None,
+        author: str | None = None,
+        meta: dict | None = None,
     ) -> list | None:
         """Show `frame` over ``[start, stop]`` (default: its first and last index).
 
         Accepts a Frame, a dict of sequences, or a pandas/Arrow/Polars table. Returns the
         new revisions (empty when nothing changed), or None inside `Collection.multi()`.
+        `message`, `author` and `meta` are recorded with the revision (`lakota.revinfo`).
         """
+        info = self.collection.revision_info(message, author, meta)
         frame = self._checked_frame(frame)
         closed = Closed.cast(closed)
         start, stop = self._write_bounds(frame, start, stop, closed)
@@ -76,7 +81,7 @@ class Series:
                 with suppress(Exception):  # the first error matters, not the later ones
                     writes.wait()
                 raise
-            return self.collection.apply(rows, root=root)
+            return self.collection.apply(rows, root=root, info=info)
 
     def _absorb_small_tail(self, frame: Frame, start: tuple, closed: Closed) -> tuple:
         """For an append behind many small segments, rewrite them together with `frame`.
@@ -201,14 +206,21 @@ class Series:
         return rows
 
     def delete(
-        self, start: Bound = None, stop: Bound = None, closed: Closed | str = "b", root=False
+        self,
+        start: Bound = None,
+        stop: Bound = None,
+        closed: Closed | str = "b",
+        root=False,
+        message: str | None = None,
     ) -> list | None:
         """Hide every row inside ``[start, stop]`` (bounds are cast to the index types)."""
         if start is None or stop is None:
             raise ValueError("delete needs both start and stop; use Collection.delete for all")
-        return self.write(Frame(self.schema), start, stop, closed=closed, root=root)
+        return self.write(
+            Frame(self.schema), start, stop, closed=closed, root=root, message=message
+        )
 
-    def update(self, frame: Any) -> list | None:
+    def update(self, frame: Any, message: str | None = None) -> list | None:
         """Replace some non-index columns of existing rows (and add rows outside them)."""
         unknown = [n for n in as_column_mapping(frame) if n not in self.schema]
         if unknown:
@@ -225,7 +237,7 @@ class Series:
         kept = [n for n in self.schema if n not in given]
         stored = self._stored(frame.start(), frame.stop(), select=kept)
         if stored.empty:
-            return self.write(_fill_missing(self.schema, frame))
+            return self.write(_fill_missing(self.schema, frame), message=message)
         lo, hi = frame.slice_index(stored.start(), stored.stop(), "b")
         middle = frame.slice(lo, hi)
         for name in self.schema.idx:
@@ -238,7 +250,7 @@ class Series:
             _fill_missing(self.schema, frame.slice(hi, None)),
         ]
         full = Frame.concat(*[p for p in parts if not p.empty])
-        return self.write(full, start=frame.start(), stop=frame.stop())
+        return self.write(full, start=frame.start(), stop=frame.stop(), message=message)
 
     def _stored(self, start: tuple, stop: tuple, select: list[str] | None = None) -> Frame:
         """Rows in ``[start, stop]`` including the pending writes of this thread's batch."""
@@ -390,10 +402,15 @@ class KVSeries(Series):
         stop: Bound = None,
         closed: Closed | str = "b",
         root: bool = False,
+        message: str | None = None,
+        author: str | None = None,
+        meta: dict | None = None,
     ) -> list | None:
         """Insert or replace rows by key; keys not in `frame` are kept."""
+        info = {"message": message, "author": author, "meta": meta}
         if root or start is not None or stop is not None:
-            return super().write(frame, start=start, stop=stop, closed=closed, root=root)
+            return super().write(frame, start=start, stop=stop, closed=closed, root=root, **info)
+        self.collection.revision_info(message, author, meta)  # bad metadata fails first
         frame = _last_per_key(Frame(self.schema, frame).sorted())
         if frame.empty:
             return []
@@ -402,9 +419,9 @@ class KVSeries(Series):
             if stored == frame:
                 return None
             frame = _last_per_key(Frame.concat(stored, frame).sorted())
-        return super().write(frame)
+        return super().write(frame, **info)
 
-    def delete(self, *keys: Any) -> list | None:
+    def delete(self, *keys: Any, message: str | None = None) -> list | None:
         """Remove the rows with these keys (scalars, or tuples for a multi-column index)."""
         if not keys:
             return []
@@ -417,7 +434,7 @@ class KVSeries(Series):
         keep = numpy.array([key not in wanted for key in index], dtype=bool)
         if keep.all():
             return []
-        return super().write(stored.mask(keep), start=keys[0], stop=keys[-1])
+        return super().write(stored.mask(keep), start=keys[0], stop=keys[-1], message=message)
 
 
 def _after(row, start: tuple, closed: Closed) -> bool:

@@ -49,6 +49,7 @@ class Settings:
     append_merge_len: int = 10_000
     fsync: bool = True
     verify_digests: bool = True  # check every data file read against its digest
+    author: str | None = None  # who writes, recorded with messages (see lakota.revinfo)
 
 
 settings = Settings()
