@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy
 
+from . import refs
 from .changelog import Changelog, Revision, phi
 from .commit import Commit, read_digest
-from .errors import InvalidLabelError
+from .errors import InvalidLabelError, RevisionNotFoundError
 from .revinfo import make_info
 from .schema import Schema
 from .series import KVSeries, Series
@@ -135,6 +136,7 @@ class Collection:
         self.repo = repo
         self.pod = repo.pod
         self.changelog = Changelog(repo.pod.cd(self.path))
+        self.changelog.tag_lookup = lambda rev: refs.tag_names(self, rev)
         self._local = threading.local()
         self._decoded: tuple[str, Commit] | None = None
 
@@ -157,9 +159,9 @@ class Collection:
     def __truediv__(self, label: str) -> Series:
         return self.series(label)
 
-    def ls(self) -> list[str]:
-        """Sorted labels of the series in the latest revision."""
-        commit = self.commit()
+    def ls(self, at: Any = None) -> list[str]:
+        """Sorted labels of the series in the latest revision (or at `at`, see `commit`)."""
+        commit = self.commit(at=at)
         return commit.labels() if commit is not None else []
 
     def __iter__(self) -> Iterator[Series]:
@@ -175,10 +177,28 @@ class Collection:
         """The `multi()` batch of the current thread, if any."""
         return getattr(self._local, "batch", None)
 
-    def commit(self, before: str | datetime | None = None) -> Commit | None:
-        """The commit of the leaf revision (as of `before`), or None for an empty history."""
-        leaf = self.changelog.leaf(before=before)
-        return self._decode(leaf) if leaf is not None else None
+    def commit(self, before: str | datetime | None = None, at: Any = None) -> Commit | None:
+        """The commit of the leaf revision, or None for an empty history.
+
+        `before` reads the leaf as it was strictly before that time; `at` reads the
+        revision it names: a tag, a `Revision`, a revision id or a unique prefix (7+ hex
+        digits) of its child digest, or a `datetime`/epoch (inclusive).
+        """
+        if at is not None and before is not None:
+            raise ValueError("Give either before= or at=, not both")
+        leaf = self.revision(at) if at is not None else self.changelog.leaf(before=before)
+        if leaf is None:
+            return None
+        try:
+            return self._decode(leaf)
+        except FileNotFoundError as exc:
+            raise RevisionNotFoundError(
+                f"Revision {leaf.path} of collection {self.label!r} no longer exists"
+            ) from exc
+
+    def revision(self, at: Any = None) -> Revision | None:
+        """The revision `at` names (default: the leaf); see `commit`."""
+        return refs.resolve_at(self, at)
 
     def _decode(self, rev: Revision) -> Commit:
         cached = self._decoded
@@ -370,6 +390,22 @@ class Collection:
 
         return collection_to_dask(self, labels, start, stop, select, before, **options)
 
+    # Tags
+
+    def tag(
+        self, name: str, at: Any = None, message: str | None = None, force: bool = False
+    ) -> refs.Tag:
+        """Name the revision `at` (default: the leaf); an existing name needs `force`."""
+        return refs.tag_collection(self, name, at, message, force)
+
+    def untag(self, name: str) -> None:
+        """Remove the tag `name` (`TagNotFoundError` if there is none)."""
+        refs.untag_collection(self, name)
+
+    def tags(self) -> list[refs.Tag]:
+        """``Tag(name, revision, author, message, epoch)`` of every tag, sorted by name."""
+        return refs.collection_tags(self)
+
     # History
 
     def merge(self, *heads: Revision, message: str | None = None) -> list[Revision]:
@@ -393,6 +429,7 @@ class Collection:
             )
             return 0
         keep = {heads[0].path} if heads else set()
+        keep |= refs.tagged_paths(self)
         old = [rev for rev in self.changelog.log(before=before) if rev.path not in keep]
         paths = list(dict.fromkeys(rev.path for rev in old))
         # One at a time, in log order: an interrupted trim then leaves a log whose first
@@ -443,8 +480,10 @@ class Collection:
                 f"Unable to sync collection {self.label!r}: schemas differ "
                 f"({self.schema!r} here, {remote.schema!r} there)"
             )
+        tags = refs.pull_plan(self, remote)  # a conflict raises before anything changes
         local_digests = set(self.digests())
         revisions = remote.changelog.leafs() if shallow else remote.changelog.log()
+        revisions += [tag.revision for tag in tags.values()]
         wanted = set(remote.digests(revisions)) - local_digests
         missing = [d for d in sorted(wanted) if not self.pod.isfile(digest_path(d))]
 
@@ -452,7 +491,9 @@ class Collection:
             self.pod.write(digest_path(digest), read_digest(remote.pod, digest, {}))
 
         pooled_map(copy, missing)
-        return self.changelog.pull(remote.changelog, shallow=shallow)
+        copied = self.changelog.pull(remote.changelog, shallow=shallow)
+        refs.apply_pull(self, tags)
+        return copied
 
     def push(self, remote: Collection, shallow: bool = False) -> list[str]:
         if not isinstance(remote, Collection):

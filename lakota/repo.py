@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
+from . import refs
 from .changelog import zero_hash
 from .collection import Collection
 from .errors import CollectionExistsError, CollectionNotFoundError, InvalidLabelError
@@ -142,6 +143,8 @@ class Repo:
             return
         self.registry.series(namespace).delete(*[c.label for c in doomed])
         for clct in doomed:
+            if namespace == "collection":
+                refs.drop_collection(self, clct.label)
             clct.changelog.pod.rm(".", recursive=True, missing_ok=True)
 
     def rename(self, from_label: str, to_label: str, namespace: str = "collection") -> None:
@@ -158,6 +161,8 @@ class Repo:
         with self.registry.multi():
             series.delete(from_label)
             series.write({"label": [to_label], "meta": [meta]})
+        if namespace == "collection":
+            refs.rename_collection(self, from_label, to_label)
 
     def archive(self, collection: Collection) -> Collection:
         """The collection's twin in the ``archive`` namespace (created if missing)."""
@@ -169,6 +174,20 @@ class Repo:
     def refresh(self) -> None:
         """See registry changes made by other writers since this object last looked."""
         self.registry.refresh()
+
+    # Tags
+
+    def tag(self, name: str, message: str | None = None, force: bool = False) -> refs.RepoTag:
+        """Tag every collection at its leaf under `name`, in one step (a snapshot)."""
+        return refs.tag_repo(self, name, message, force)
+
+    def tags(self) -> list[refs.RepoTag]:
+        """``RepoTag(name, revisions, author, message, epoch)`` of every repository tag."""
+        return refs.repo_tags(self)
+
+    def untag(self, name: str) -> None:
+        """Remove a repository tag and the collection tags it made."""
+        refs.untag_repo(self, name)
 
     # Sync
 
@@ -198,6 +217,9 @@ class Repo:
                     f"Unable to sync collection {label!r}: incompatible schemas "
                     f"({ours.schema!r} here, {theirs.schema!r} in remote)"
                 )
+            if ours is not None:
+                refs.pull_plan(ours, theirs)  # a tag conflict raises before any change
+        repo_tags = refs.repo_pull_plan(self, remote)
         self.registry.pull(remote.registry, shallow=shallow)
         self.refresh()
         local = {clct.label: clct for clct in self.search()}
@@ -206,6 +228,7 @@ class Repo:
             theirs = remote_clcts[label]
             ours = local.get(label) or self.create_collection(theirs.schema, label)
             ours.pull(theirs, shallow=shallow)
+        refs.apply_repo_pull(self, repo_tags)
 
     def merge(self) -> list:
         """Merge the registry (after concurrent creations or deletions).
@@ -240,7 +263,9 @@ class Repo:
             if twin.schema != kept.schema:
                 logger.warning(
                     "Collection %r was created twice with different schemas; folder %s is "
-                    "left as it is", kept.label, twin.path,
+                    "left as it is",
+                    kept.label,
+                    twin.path,
                 )
                 continue
             kept.pull(twin)
@@ -278,7 +303,9 @@ class Repo:
         purged = self.pod.purge_temporary(settings.timeout)
         logger.info(
             "End of GC (hard deletions: %s, soft deletions: %s, temporary files: %s)",
-            hard, soft, purged,
+            hard,
+            soft,
+            purged,
         )
         return hard, soft
 

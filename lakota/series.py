@@ -267,20 +267,21 @@ class Series:
         before: str | datetime | None = None,
         closed: Closed | str = "LEFT",
         from_ci: Commit | None = None,
+        at: Any = None,
     ) -> list[Segment]:
         """The visible segments inside the range (bounds already cast as tuples)."""
-        commit = from_ci if from_ci is not None else self.collection.commit(before=before)
+        commit = from_ci if from_ci is not None else self.collection.commit(before=before, at=at)
         if commit is None:
             return []
         return commit.segments(self.label, self.pod, start, stop, closed)
 
-    def _query(self, start: Bound, stop: Bound, before, closed) -> list[Segment]:
+    def _query(self, start: Bound, stop: Bound, before, closed, at=None) -> list[Segment]:
         closed = Closed.cast(closed)
         start, exact_start = self.schema.query_bound(start, "start")
         stop, exact_stop = self.schema.query_bound(stop, "stop")
         closed = closed.set_left(closed.left or not exact_start)
         closed = closed.set_right(closed.right or not exact_stop)
-        return self.segments(start, stop, before=before, closed=closed)
+        return self.segments(start, stop, before=before, closed=closed, at=at)
 
     def frame(
         self,
@@ -291,11 +292,16 @@ class Series:
         limit: int | None = None,
         offset: int | None = None,
         select: str | list[str] | None = None,
+        at: Any = None,
     ) -> Frame:
-        """Rows in the range (default ``start <= index < stop``) as a Frame."""
+        """Rows in the range (default ``start <= index < stop``) as a Frame.
+
+        `before` reads the state strictly before a time; `at` the state at a tag, a
+        revision, or an instant (inclusive), see `Collection.commit`.
+        """
         _check_limit_offset(limit, offset)
         _columns(self.schema, select)  # unknown names raise before any read
-        segments = self._query(start, stop, before, closed)
+        segments = self._query(start, stop, before, closed, at)
         return Frame.from_segments(self.schema, segments, limit=limit, offset=offset, select=select)
 
     def df(self, *args: Any, **kwargs: Any) -> Any:
@@ -320,13 +326,14 @@ class Series:
         limit: int | None = None,
         offset: int | None = None,
         select: str | list[str] | None = None,
+        at: Any = None,
     ) -> Frame:
         """The last `length` rows of the range, then sliced by `offset`/`limit`."""
         if not isinstance(length, (int, numpy.integer)) or length <= 0:
             raise ValueError(f"tail length must be a positive integer, got {length!r}")
         _check_limit_offset(limit, offset)
         picked, total = [], 0
-        for segment in reversed(self._query(start, stop, before, closed)):
+        for segment in reversed(self._query(start, stop, before, closed, at)):
             picked.insert(0, segment)
             total += len(segment)
             if total >= length:
@@ -346,6 +353,7 @@ class Series:
         limit: int | None = None,
         offset: int | None = None,
         select: str | list[str] | None = None,
+        at: Any = None,
     ) -> Iterator[Frame]:
         """Yield non-empty frames of at most `step` rows that together cover the range."""
         step = settings.page_len if step is None else step
@@ -356,7 +364,7 @@ class Series:
         remaining = limit
         page: list[tuple[Segment, int, int]] = []
         size = 0
-        for segment in self._query(start, stop, before, closed):
+        for segment in self._query(start, stop, before, closed, at):
             pos, end = 0, len(segment)
             if skip >= end:
                 skip -= end
@@ -377,7 +385,11 @@ class Series:
             yield _page_frame(self.schema, page, select)
 
     def __len__(self) -> int:
-        return sum(len(segment) for segment in self.segments())
+        return self.count()
+
+    def count(self, before: str | datetime | None = None, at: Any = None) -> int:
+        """Number of visible rows (as of `before` or `at`, see `frame`)."""
+        return sum(len(segment) for segment in self.segments(before=before, at=at))
 
     def __bool__(self) -> bool:
         return self.label in self.collection.ls()
