@@ -406,6 +406,30 @@ class Collection:
         """``Tag(name, revision, author, message, epoch)`` of every tag, sorted by name."""
         return refs.collection_tags(self)
 
+    # Log, change feed
+
+    def log(self, series: str | None = None, limit: int | None = None) -> list:
+        """`LogEntry` of each revision of the leaf's history, newest first (`lakota.changes`).
+
+        Each has the revision, author, message, meta, tags, date and, per series it
+        touched, the index range and the number of rows written. `series` keeps the
+        revisions that touched it; `limit` keeps the first ones.
+        """
+        from .changes import collection_log
+
+        return collection_log(self, series, limit)
+
+    def changes(self, since: Any = None, until: Any = None) -> Iterator:
+        """`Change(revision, label, start, stop, frame, closed, origin)` of what each
+        revision wrote, in commit order along the history of `until` (default: the leaf).
+
+        Resume with ``since=change.revision`` once every change of that revision is
+        handled: each change comes exactly once, also across merges.
+        """
+        from .changes import collection_changes
+
+        return collection_changes(self, since, until)
+
     # History
 
     def merge(self, *heads: Revision, message: str | None = None) -> list[Revision]:
