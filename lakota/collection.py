@@ -430,6 +430,13 @@ class Collection:
 
         return collection_changes(self, since, until)
 
+    def diff(self, a: Any, b: Any = None) -> list:
+        """`SeriesDiff(label, status, start, stop, added, removed, changed)` of each series
+        that differs from the state at `a` to the state at `b` (default: the leaf)."""
+        from .diff import collection_diff
+
+        return collection_diff(self, a, b)
+
     # History
 
     def merge(self, *heads: Revision, message: str | None = None) -> list[Revision]:

@@ -384,6 +384,15 @@ class Series:
         if page:
             yield _page_frame(self.schema, page, select)
 
+    # Versions
+
+    def diff(self, a: Any, b: Any = None) -> Any:
+        """`Diff` (`.added`, `.removed`, `.changed` frames) from the state at `a` to the
+        state at `b` (default: the leaf); only the segments that differ are read."""
+        from .diff import series_diff
+
+        return series_diff(self, a, b)
+
     def __len__(self) -> int:
         return self.count()
 
