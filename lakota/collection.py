@@ -437,6 +437,14 @@ class Collection:
 
         return collection_diff(self, a, b)
 
+    def restore(
+        self, at: Any, labels: list[str] | None = None, message: str | None = None
+    ) -> list[Revision]:
+        """A new revision whose series (default: all) equal their state at `at`."""
+        from .restore import restore
+
+        return restore(self, at, labels, message)
+
     # History
 
     def merge(self, *heads: Revision, message: str | None = None) -> list[Revision]:

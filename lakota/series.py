@@ -393,6 +393,10 @@ class Series:
 
         return series_diff(self, a, b)
 
+    def restore(self, at: Any, message: str | None = None) -> list:
+        """A new revision where this series equals its state at `at` (history is kept)."""
+        return self.collection.restore(at, [self.label], message)
+
     def __len__(self) -> int:
         return self.count()
 
