@@ -12,7 +12,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy
@@ -29,7 +29,6 @@ from .utils import (
     compute_later,
     digest_path,
     encodable,
-    logger,
     pooled_map,
     settings,
 )
@@ -453,30 +452,24 @@ class Collection:
 
         return merge_heads(self, list(heads), message)
 
-    def trim(self, before: str | datetime | None = None) -> int:
-        """Delete revision files older than `before` (default: now - 2 x settings.timeout).
+    def trim(
+        self,
+        before: str | datetime | None = None,
+        keep_last: int | None = None,
+        dry_run: bool = False,
+    ) -> Any:
+        """Delete revision files older than `before` and not among the `keep_last` newest.
 
+        `before` defaults to now - 2 x settings.timeout unless only `keep_last` is given.
         Data stays reachable since every commit is a full snapshot. The newest revision
-        is always kept, and nothing is deleted while unmerged heads exist.
+        and tagged revisions are always kept, and nothing is deleted while unmerged heads
+        exist. Returns the number of files deleted, or with `dry_run` a `TrimPlan`
+        (revisions, files, bytes) of what would go, deleting nothing.
         """
-        if before is None:
-            before = datetime.now() - timedelta(seconds=2 * settings.timeout)
-        heads = self.changelog.heads()
-        if len(heads) > 1:
-            logger.warning(
-                "Collection %s has %d heads: merge before trimming", self.label, len(heads)
-            )
-            return 0
-        keep = {heads[0].path} if heads else set()
-        keep |= refs.tagged_paths(self)
-        old = [rev for rev in self.changelog.log(before=before) if rev.path not in keep]
-        paths = list(dict.fromkeys(rev.path for rev in old))
-        # One at a time, in log order: an interrupted trim then leaves a log whose first
-        # revisions are gone, never a revision cut from its descendants (a false head).
-        for path in paths:
-            self.changelog.pod.rm(path, missing_ok=True)
-        self.changelog.refresh()
-        return len(paths)
+        from .retention import trim, trim_plan
+
+        plan = trim_plan(self, before, keep_last, measure=dry_run)
+        return plan if dry_run else trim(self, plan)
 
     def defrag(self, max_chunk: int | None = None, message: str | None = None) -> list[Revision]:
         """Rewrite series made of many small segments into page-sized segments."""

@@ -52,6 +52,7 @@ _name = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _hex = re.compile(r"^[0-9a-f]+$")
 _side = re.compile(r"^[0-9a-f]{11}-[0-9a-f]{40}$")
 _registered: weakref.WeakSet = weakref.WeakSet()  # Repo objects that saw the store registered
+_archived: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Repo -> archived paths
 STORE_PATH = "{}/{}".format(*hashed_path(hexdigest(b"lakota refs: tags")))
 
 
@@ -133,8 +134,33 @@ def _key(label: str, name: str) -> str:
     return f"{label}/{name}"
 
 
+def _archive(collection: Collection, create: bool = False) -> Collection:
+    """The folder holding a copy of each tagged revision of `collection`.
+
+    It is registered (namespace ``refs``, labelled by the collection's folder, with its
+    schema) before the first copy: garbage collectors, ours and lakota 0.7.1's, then
+    keep the data its revisions reference. Trim never touches it.
+    """
+    repo = collection.repo
+    path = "{}/{}".format(*hashed_path(hexdigest(f"lakota tags of {collection.path}".encode())))
+    meta = {"path": path, "schema": collection.schema.dumps()}
+    seen = _archived.setdefault(repo, set())
+    if create and collection.path not in seen:
+        if repo.collection(collection.path, namespace=REFS_NAMESPACE) is None:
+            repo.registry.series(REFS_NAMESPACE).write({"label": [collection.path], "meta": [meta]})
+        seen.add(collection.path)
+    return repo.reify(collection.path, meta)
+
+
+def _keep(collection: Collection, revision: Revision) -> None:
+    """Copy a revision file into the tag archive (same name and content)."""
+    pod = _archive(collection, create=True).changelog.pod
+    if not pod.isfile(revision.path):
+        pod.write(revision.path, revision.read())
+
+
 def _tag(collection: Collection, name: str, value: dict) -> Tag:
-    revision = Revision.from_path(collection.changelog, value["revision"])
+    revision = Revision.from_path(_archive(collection).changelog, value["revision"])
     return Tag(name, revision, value.get("author", ""), value.get("message", ""), value["epoch"])
 
 
@@ -172,28 +198,32 @@ def tag_collection(
             f"{current['revision']} (use force=True to move it)"
         )
     value = _record(message, revision=revision.path)
+    _keep(collection, revision)
     _write(collection.repo, {_key(collection.label, name): value})
     return _tag(collection, name, value)
 
 
 def untag_collection(collection: Collection, name: str) -> None:
     check_name(name)
-    if name not in _collection_values(collection, _rows(collection.repo)):
+    values = _collection_values(collection, _rows(collection.repo))
+    if name not in values:
         raise TagNotFoundError(f"Collection {collection.label!r} has no tag {name!r}")
     _delete(collection.repo, [_key(collection.label, name)])
+    _forget(collection, [values.pop(name)["revision"]], values)
+
+
+def _forget(collection: Collection, paths: list[str], remaining: dict[str, dict]) -> None:
+    """Remove archived revisions that no remaining tag names."""
+    still = {value["revision"] for value in remaining.values()}
+    pod = _archive(collection).changelog.pod
+    for path in set(paths) - still:
+        pod.rm(path, missing_ok=True)
 
 
 def tag_names(collection: Collection, revision: Revision) -> list[str]:
     """Names of the tags of `collection` pointing at `revision`."""
     values = _collection_values(collection, _rows(collection.repo))
     return sorted(name for name, value in values.items() if value["revision"] == revision.path)
-
-
-def tagged_paths(collection: Collection) -> set[str]:
-    """File names of the tagged revisions (trim keeps them)."""
-    return set(
-        v["revision"] for v in _collection_values(collection, _rows(collection.repo)).values()
-    )
 
 
 # Repository tags
@@ -232,6 +262,9 @@ def tag_repo(repo: Repo, name: str, message: str | None = None, force: bool = Fa
             )
         revisions[clct.label] = leaf.path
     record = _record(message, revisions=revisions)
+    for clct in repo.search():
+        if clct.label in revisions:
+            _keep(clct, Revision.from_path(clct.changelog, revisions[clct.label]))
     new = {_key(label, name): {**record, "revision": path} for label, path in revisions.items()}
     new = {k: {f: v for f, v in value.items() if f != "revisions"} for k, value in new.items()}
     _write(repo, {f"/{name}": record, **new})
@@ -251,11 +284,18 @@ def untag_repo(repo: Repo, name: str) -> None:
         if isinstance(own, dict) and own.get("revision") == path:
             keys.append(_key(label, name))
     _delete(repo, keys)
+    for clct in repo.search():
+        if _key(clct.label, name) in keys:
+            remaining = _collection_values(clct, _rows(repo))
+            _forget(clct, [value["revisions"][clct.label]], remaining)
 
 
-def drop_collection(repo: Repo, label: str) -> None:
-    """Forget the tags of a deleted collection."""
-    _delete(repo, [k for k in _rows(repo) if k.rpartition("/")[0] == label])
+def drop_collection(repo: Repo, collection: Collection) -> None:
+    """Forget the tags of a deleted collection, and its tag archive."""
+    _delete(repo, [k for k in _rows(repo) if k.rpartition("/")[0] == collection.label])
+    if repo.collection(collection.path, namespace=REFS_NAMESPACE) is not None:
+        repo.registry.series(REFS_NAMESPACE).delete(collection.path)
+        _archive(collection).changelog.pod.rm(".", recursive=True, missing_ok=True)
 
 
 def rename_collection(repo: Repo, old: str, new: str) -> None:
@@ -286,13 +326,9 @@ def pull_plan(local: Collection, remote: Collection) -> dict[str, Tag]:
 
 
 def apply_pull(local: Collection, wanted: dict[str, Tag]) -> None:
-    """Copy the tagged revision files that are missing (a shallow pull), then the tags."""
-    present = {rev.path for rev in local.changelog.log()}
+    """Copy the tagged revisions into the local tag archive, then the tags."""
     for tag in wanted.values():
-        if tag.revision.path not in present:
-            local.changelog.pod.write(tag.revision.path, tag.revision.read())
-    if wanted:
-        local.changelog.refresh()
+        _keep(local, tag.revision)
     rows = {
         _key(local.label, tag.name): {
             "revision": tag.revision.path,

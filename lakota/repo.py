@@ -17,7 +17,6 @@ becomes referenced again is restored.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
@@ -30,11 +29,9 @@ from .frame import Frame
 from .pod import POD
 from .schema import Schema
 from .utils import (
-    digest_path,
     encodable,
     hashed_path,
     hexdigest,
-    hextime,
     logger,
     pooled_map,
     settings,
@@ -144,7 +141,7 @@ class Repo:
         self.registry.series(namespace).delete(*[c.label for c in doomed])
         for clct in doomed:
             if namespace == "collection":
-                refs.drop_collection(self, clct.label)
+                refs.drop_collection(self, clct)
             clct.changelog.pod.rm(".", recursive=True, missing_ok=True)
 
     def rename(self, from_label: str, to_label: str, namespace: str = "collection") -> None:
@@ -263,9 +260,7 @@ class Repo:
             if twin.schema != kept.schema:
                 logger.warning(
                     "Collection %r was created twice with different schemas; folder %s is "
-                    "left as it is",
-                    kept.label,
-                    twin.path,
+                    "left as it is", kept.label, twin.path,
                 )
                 continue
             kept.pull(twin)
@@ -274,38 +269,28 @@ class Repo:
 
     # Garbage collection
 
-    def gc(self) -> tuple[int, int]:
+    def gc(self, dry_run: bool = False) -> Any:
         """Soft-delete unreferenced data files, hard-delete old soft-deleted ones.
 
-        Returns ``(hard_deleted, soft_deleted)``. The listing happens before the
-        revisions are read, so data written by a running writer is at most
-        soft-deleted, and restored by the next run once a revision refers to it.
-        Temporary files left by interrupted writes go once older than `settings.timeout`.
+        Returns ``(hard_deleted, soft_deleted)``, or with `dry_run` a `GCPlan` of what
+        would be done (files to soft-delete, to delete, to restore, and bytes), changing
+        nothing. The listing happens before the revisions are read, so data written by a
+        running writer is at most soft-deleted, and restored by the next run once a
+        revision refers to it. Temporary files left by interrupted writes go once older
+        than `settings.timeout`. Tagged revisions live on in their tag archive, and so
+        does their data.
         """
+        from .retention import gc, gc_plan
+
         logger.info("Start GC")
-        candidates = self.data_files()
-        active = self._active_digests()
-        suffix = "." + hextime()
-        deadline = hextime(time.time() - settings.timeout)
-        hard = soft = 0
-        for name in candidates:
-            digest, _, stamp = name.partition(".")
-            path = digest_path(digest)
-            if not stamp:
-                if digest not in active:
-                    self.pod.mv(path, path + suffix, missing_ok=True)
-                    soft += 1
-            elif digest in active and not self.pod.isfile(path):
-                self.pod.mv(f"{path}.{stamp}", path, missing_ok=True)
-            elif stamp <= deadline:  # unused, or a copy left by an interrupted move
-                self.pod.rm(f"{path}.{stamp}", missing_ok=True)
-                hard += 1
+        plan = gc_plan(self, measure=dry_run)
+        if dry_run:
+            return plan
+        hard, soft = gc(self, plan)
         purged = self.pod.purge_temporary(settings.timeout)
         logger.info(
             "End of GC (hard deletions: %s, soft deletions: %s, temporary files: %s)",
-            hard,
-            soft,
-            purged,
+            hard, soft, purged,
         )
         return hard, soft
 

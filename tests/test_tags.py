@@ -159,13 +159,13 @@ def test_tag_read_survives_many_writes_a_trim_and_a_gc(clct, monkeypatch):
     for _ in range(100):
         series.write({"k": numpy.arange(2000), "v": rng.normal(size=2000)})
     clct.defrag()
-    assert clct.trim(before=datetime.now()) > 90
+    assert clct.trim(before="fffffffffff") > 90
     monkeypatch.setattr(settings, "timeout", 0)
     repo.gc()
     repo.gc()
     fresh = Repo(pod=repo.pod) / "c"
     assert fresh.series("s").frame(at="keep") == expected
-    assert len(fresh.changelog.log()) == 2  # the tagged revision and the leaf
+    assert len(fresh.changelog.log()) == 1  # the leaf; the tagged revision is archived
     assert not repo.check().problems
 
 
@@ -270,11 +270,62 @@ def test_tag_conflict_on_pull_changes_nothing():
     assert sorted(dst.pod.walk()) == before
 
 
-def test_upstream_trimmed_tag_target_reports_clearly(clct):
+def test_lost_tag_target_reports_clearly(clct):
     write(clct / "s", [1])
     tag = clct.tag("x")
     write(clct / "s", [2])
-    clct.changelog.pod.rm(tag.revision.path)  # what a tool unaware of tags might do
+    tag.revision.changelog.pod.rm(tag.revision.path)  # the archived copy
     clct.refresh()
     with pytest.raises(RevisionNotFoundError, match="no longer exists"):
         (clct / "s").frame(at="x")
+
+
+# Retention: trim(before, keep_last, dry_run) and gc(dry_run)
+
+
+def test_trim_keep_last_and_dry_run(clct):
+    series = clct / "s"
+    revs = [write(series, [i])[0] for i in range(6)]
+    clct.tag("second", at=revs[1])
+    plan = clct.trim(keep_last=2, dry_run=True)
+    assert [rev.path for rev in plan.revisions] == [revs[i].path for i in range(4)]
+    assert plan.files == [revs[i].path for i in range(4)]
+    assert plan.bytes == sum(len(revs[i].read()) for i in range(4))
+    assert len(clct.changelog.log()) == 6  # nothing deleted
+    assert clct.trim(keep_last=2) == 4
+    assert [rev.path for rev in clct.changelog.log()] == [revs[i].path for i in (4, 5)]
+    assert clct.changelog.heads() == [revs[5]]  # the tagged revision left no stray head
+    assert (clct / "s").frame(at="second")["k"].tolist() == [0, 1]  # from the tag archive
+    assert clct.trim(before=revs[5].epoch, keep_last=0) == 1  # the head stays
+    with pytest.raises(ValueError):
+        clct.trim(keep_last=-1)
+
+
+def test_gc_dry_run_changes_nothing(clct, monkeypatch):
+    repo = clct.repo
+    rng = numpy.random.default_rng(3)
+    series = clct / "s"
+    series.write({"k": numpy.arange(1000), "v": rng.normal(size=1000)})
+    series.write({"k": numpy.arange(1000), "v": rng.normal(size=1000)})
+    clct.trim(keep_last=1)
+    files = sorted(repo.data_files())
+    plan = repo.gc(dry_run=True)
+    assert len(plan.soft) == 1 and plan.hard == [] and plan.bytes > 1000
+    assert sorted(repo.data_files()) == files
+    assert repo.gc() == (0, 1)
+    monkeypatch.setattr(settings, "timeout", 0)
+    plan = repo.gc(dry_run=True)
+    assert len(plan.hard) == 1 and plan.soft == []
+    assert repo.gc() == (1, 0)
+    assert len(repo.data_files()) == 1
+
+
+def test_untag_removes_the_archived_copy_unless_another_tag_needs_it(clct):
+    write(clct / "s", [1])
+    one = clct.tag("one")
+    clct.tag("two")
+    archive = one.revision.changelog.pod
+    clct.untag("one")
+    assert archive.isfile(one.revision.path)
+    clct.untag("two")
+    assert not archive.isfile(one.revision.path)
