@@ -311,17 +311,28 @@ def rename_collection(repo: Repo, old: str, new: str) -> None:
 
 def pull_plan(local: Collection, remote: Collection) -> dict[str, Tag]:
     """The remote tags to copy; `TagConflictError` (nothing changed) if a name differs."""
-    ours = {tag.name: tag for tag in collection_tags(local)}
+    return _missing(
+        collection_tags(local),
+        collection_tags(remote),
+        lambda tag: tag.revision.digests.child,
+        lambda mine, tag: (
+            f"Tag {tag.name!r} of collection {local.label!r} points at "
+            f"{mine.revision.path} here and at {tag.revision.path} in the remote"
+        ),
+    )
+
+
+def _missing(ours: list, theirs: list, target: Any, conflict: Any) -> dict:
+    """Tags of `theirs` that `ours` lacks, by name; a name whose `target` differs
+    raises `TagConflictError` with the message `conflict(mine, theirs)`."""
+    mine = {tag.name: tag for tag in ours}
     wanted = {}
-    for tag in collection_tags(remote):
-        mine = ours.get(tag.name)
-        if mine is None:
+    for tag in theirs:
+        own = mine.get(tag.name)
+        if own is None:
             wanted[tag.name] = tag
-        elif mine.revision.digests.child != tag.revision.digests.child:
-            raise TagConflictError(
-                f"Tag {tag.name!r} of collection {local.label!r} points at "
-                f"{mine.revision.path} here and at {tag.revision.path} in the remote"
-            )
+        elif target(own) != target(tag):
+            raise TagConflictError(conflict(own, tag))
     return wanted
 
 
@@ -342,18 +353,16 @@ def apply_pull(local: Collection, wanted: dict[str, Tag]) -> None:
 
 
 def repo_pull_plan(local: Repo, remote: Repo) -> dict[str, RepoTag]:
-    ours = {tag.name: tag for tag in repo_tags(local)}
-    wanted = {}
-    for tag in repo_tags(remote):
-        mine = ours.get(tag.name)
-        if mine is None:
-            wanted[tag.name] = tag
-        elif _digests(mine.revisions) != _digests(tag.revisions):
-            raise TagConflictError(
-                f"Repository tag {tag.name!r} names {mine.revisions} here and "
-                f"{tag.revisions} in the remote"
-            )
-    return wanted
+    """The remote repository tags to copy (`TagConflictError` as `pull_plan`)."""
+    return _missing(
+        repo_tags(local),
+        repo_tags(remote),
+        lambda tag: {label: path[-40:] for label, path in tag.revisions.items()},
+        lambda mine, tag: (
+            f"Repository tag {tag.name!r} names {mine.revisions} here and "
+            f"{tag.revisions} in the remote"
+        ),
+    )
 
 
 def apply_repo_pull(local: Repo, wanted: dict[str, RepoTag]) -> None:
@@ -367,10 +376,6 @@ def apply_repo_pull(local: Repo, wanted: dict[str, RepoTag]) -> None:
         for tag in wanted.values()
     }
     _write(local, rows)
-
-
-def _digests(revisions: dict[str, str]) -> dict[str, str]:
-    return {label: path[-40:] for label, path in revisions.items()}
 
 
 # Resolving `at=`

@@ -329,3 +329,18 @@ def test_untag_removes_the_archived_copy_unless_another_tag_needs_it(clct):
     assert archive.isfile(one.revision.path)
     clct.untag("two")
     assert not archive.isfile(one.revision.path)
+
+
+def test_repo_tag_conflict_on_pull():
+    src, dst = Repo(), Repo()
+    for repo, label in ((src, "c"), (dst, "d")):
+        clct = repo.create_collection(SCHEMA, label)
+        write(clct / "s", [1])
+        repo.tag("r")
+    with pytest.raises(TagConflictError, match="Repository tag 'r'"):
+        dst.pull(src)
+    assert dst.ls() == ["d"]  # nothing pulled
+    (src / "c").tag("x")
+    dst.untag("r")
+    dst.pull(src)
+    assert [t.name for t in (dst / "c").tags()] == ["r", "x"]
