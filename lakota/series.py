@@ -432,10 +432,10 @@ class KVSeries(Series):
         meta: dict | None = None,
     ) -> list | None:
         """Insert or replace rows by key; keys not in `frame` are kept."""
-        info = {"message": message, "author": author, "meta": meta}
+        about = {"message": message, "author": author, "meta": meta}  # who and why
         if root or start is not None or stop is not None:
-            return super().write(frame, start=start, stop=stop, closed=closed, root=root, **info)
-        self.collection.revision_info(message, author, meta)  # bad metadata fails first
+            return super().write(frame, start=start, stop=stop, closed=closed, root=root, **about)
+        self.collection.revision_info(**about)  # bad metadata fails before any read
         frame = _last_per_key(Frame(self.schema, frame).sorted())
         if frame.empty:
             return []
@@ -444,7 +444,7 @@ class KVSeries(Series):
             if stored == frame:
                 return None
             frame = _last_per_key(Frame.concat(stored, frame).sorted())
-        return super().write(frame, **info)
+        return super().write(frame, **about)
 
     def delete(self, *keys: Any, message: str | None = None) -> list | None:
         """Remove the rows with these keys (scalars, or tuples for a multi-column index)."""
