@@ -53,6 +53,7 @@ _hex = re.compile(r"^[0-9a-f]+$")
 _side = re.compile(r"^[0-9a-f]{11}-[0-9a-f]{40}$")
 _registered: weakref.WeakSet = weakref.WeakSet()  # Repo objects that saw the store registered
 _archived: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Repo -> archived paths
+_rows_cache: dict[str, dict[str, dict]] = {}  # store revision child -> tag rows
 STORE_PATH = "{}/{}".format(*hashed_path(hexdigest(b"lakota refs: tags")))
 
 
@@ -99,9 +100,23 @@ def _store(repo: Repo, create: bool = False) -> Collection:
 
 
 def _rows(repo: Repo) -> dict[str, dict]:
-    """Every tag row: key → value."""
-    frame = _store(repo).series(SERIES).frame()
-    return {key: meta for key, meta in zip(frame["label"].tolist(), frame["meta"].tolist())}
+    """Every tag row: key → value.
+
+    Cached by the store's leaf revision: a revision's content never changes, so a read
+    at a tag costs a listing of the store when no tag changed.
+    """
+    store = _store(repo)
+    leaf = store.changelog.leaf()
+    if leaf is None:
+        return {}
+    found = _rows_cache.get(leaf.child)
+    if found is None:
+        frame = store.series(SERIES).frame(at=leaf)
+        found = dict(zip(frame["label"].tolist(), frame["meta"].tolist()))
+        if len(_rows_cache) >= 64:
+            _rows_cache.clear()
+        _rows_cache[leaf.child] = found
+    return dict(found)
 
 
 def _write(repo: Repo, rows: dict[str, dict]) -> None:
