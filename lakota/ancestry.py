@@ -7,7 +7,7 @@ clct = Repo().create_collection(Schema(k="int*", v="float"), "c")
 for i in range(3):
     (clct / "s").write({"k": [i], "v": [1.0]})
 history = History(clct.changelog.log())
-[node.revision.epoch for node in history.line(history.node(clct.changelog.leaf()))]
+[node.revision.epoch for node, _ in history.line(history.node(clct.changelog.leaf()))]
 ```
 
 A node is a commit written once: one revision file, or the copies of a merge (the same
@@ -132,12 +132,19 @@ class History:
             chain.append(current)
             seen.add(current)
             current = current.parents[0] if current.parents else None
-        done: set[Node] = set()
+        done: set[Node] = set()  # the ancestry of the previous step of the chain
         ordered = []
         for step in reversed(chain):
-            for side in _topological(self.ancestry(step) - done - {step}):
-                ordered.append((side, step))
-                done.add(side)
+            side: set[Node] = set()  # what the other parents of `step` bring in
+            stack = list(step.parents[1:])
+            while stack:
+                node = stack.pop()
+                if node not in done and node not in side and node is not step:
+                    side.add(node)
+                    stack.extend(node.parents)
+            for node in _topological(side):
+                ordered.append((node, step))
+                done.add(node)
             ordered.append((step, step))
             done.add(step)
         return ordered

@@ -27,6 +27,8 @@ import weakref
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy
+
 from .changelog import Revision
 from .errors import (
     InvalidLabelError,
@@ -400,14 +402,17 @@ def resolve_at(collection: Collection, at: Any) -> Revision | None:
     """The revision `at` names (None: the leaf, or nothing for an empty history).
 
     `at` is a `Revision`; a tag name; a revision file name, child id, or a unique
-    prefix (at least 7 hex digits) of a child digest; or a `datetime` or epoch (seconds)
-    meaning the state at that instant, inclusive.
+    prefix (at least 7 hex digits) of a child digest; or a `datetime` (naive: local
+    time), a `numpy.datetime64` (UTC) or an epoch in seconds, meaning the state at that
+    instant, inclusive.
     """
     changelog = collection.changelog
     if at is None:
         return changelog.leaf()
     if isinstance(at, Revision):
         return at
+    if isinstance(at, numpy.datetime64):  # naive, so UTC like the index values
+        at = float(at.astype("M8[ms]").astype("i8")) / 1000
     if isinstance(at, datetime):
         return changelog.leaf(before=_just_after(at.timestamp()))
     if isinstance(at, (int, float)) and not isinstance(at, bool):

@@ -102,6 +102,8 @@ def test_at_accepts_revisions_ids_prefixes_and_instants(clct):
     assert series.frame(at=second.digests.child[:7])["v"].tolist() == expected
     assert series.frame(at=second.date)["v"].tolist() == expected  # inclusive
     assert series.frame(at=int(second.epoch, 16) / 1000)["v"].tolist() == expected
+    stamp = numpy.datetime64(int(second.epoch, 16), "ms")
+    assert series.frame(at=stamp)["v"].tolist() == expected
     assert series.frame(at=datetime(2000, 1, 1)).empty
     clct.tag("t", at=second.digests.child[:10])
     assert clct.tags()[0].revision == second
