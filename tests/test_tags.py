@@ -346,3 +346,36 @@ def test_repo_tag_conflict_on_pull():
     dst.untag("r")
     dst.pull(src)
     assert [t.name for t in (dst / "c").tags()] == ["r", "x"]
+
+
+def test_a_read_at_a_tag_costs_what_a_leaf_read_costs(clct, monkeypatch):
+    """Counted in storage calls: the tag store's listing replaces the collection's."""
+    series = clct / "s"
+    rng = numpy.random.default_rng(5)
+    series.write({"k": numpy.arange(5000), "v": rng.normal(size=5000)})
+    clct.tag("t")
+    series.write({"k": numpy.arange(5000, 6000), "v": rng.normal(size=1000)})
+    clct.tag("leaf")
+    calls = []
+    pod_type = type(clct.repo.pod)
+    for name in ("ls", "read"):
+        real = getattr(pod_type, name)
+        monkeypatch.setattr(pod_type, name, _counting(real, name, calls))
+
+    def cost(**kwargs):
+        fresh = Repo(pod=clct.repo.pod) / "c"
+        calls.clear()
+        fresh.series("s").frame(**kwargs)
+        return len(calls)
+
+    cost(at="t")  # warm the tag rows cache, as any earlier read would
+    assert cost(at="leaf") <= cost() + 1
+    assert cost(at="t") <= cost()
+
+
+def _counting(real, name, calls):
+    def call(self, *args, **kwargs):
+        calls.append(name)
+        return real(self, *args, **kwargs)
+
+    return call
