@@ -318,13 +318,14 @@ def decorated(upstream_written: tuple[Path, dict], tmp_path: Path) -> tuple[Path
     clct = repo / "timeseries"
     expected = {
         "tagged": scenario.dump_frame((clct / "paris").frame(at="as-written")),
+        "big": scenario.dump_frame((clct / "big").frame(at="as-written")),
         "snapshot": scenario.dump_frame((clct / "paris").frame(at="snapshot")),
         "messages": {rev.path: rev.info for rev in clct.changelog.log()},
     }
-    assert (
-        expected["tagged"]
-        == upstream_written[1]["collection timeseries"]["frames"]["paris"]["frame"]
-    )
+    frames = upstream_written[1]["collection timeseries"]["frames"]
+    assert expected["tagged"] == frames["paris"]["frame"]
+    assert expected["big"] == frames["big"]["frame"]
+    assert expected["big"] != scenario.dump_frame((clct / "big").frame())
     assert {info["message"] for info in expected["messages"].values()} >= {
         "late days",
         "batch of two",
@@ -337,6 +338,7 @@ def check_decorations(folder: Path, expected: dict) -> None:
     clct = repo / "timeseries"
     paris = clct / "paris"
     assert scenario.dump_frame(paris.frame(at="as-written")) == expected["tagged"]
+    assert scenario.dump_frame((clct / "big").frame(at="as-written")) == expected["big"]
     assert scenario.dump_frame(paris.frame(at="snapshot")) == expected["snapshot"]
     assert [tag.name for tag in clct.tags()] == ["as-written", "snapshot"]
     assert [tag.name for tag in repo.tags()] == ["snapshot"]
@@ -364,6 +366,19 @@ def test_upstream_writes_merges_and_collects_a_repository_with_tags(
     assert values(theirs, "late", "x", "value") == hexes([1, 2, 3])
     check_decorations(folder, expected)
     same_view(run_ours("dump", folder), theirs)
+
+
+def test_tags_survive_upstream_trim_and_gc(
+    upstream_python: Path, decorated: tuple[Path, dict, dict]
+) -> None:
+    """Upstream trims every revision but the last and collects garbage (with no grace
+    period): the tagged states stay readable, from the tag archive and its data."""
+    folder, ours, expected = decorated
+    theirs = run_upstream(upstream_python, "prune", folder)
+    key = "collection timeseries"
+    assert len(theirs[key]["revisions"]) < len(ours[key]["revisions"]) - 5
+    assert not (set(ours[key]["revisions"][:5]) & set(theirs[key]["revisions"]))
+    check_decorations(folder, expected)
 
 
 def test_upstream_pulls_a_repository_with_tags(
