@@ -106,7 +106,10 @@ class History:
     def node(self, revision: Revision) -> Node:
         found = self._nodes.get(revision.child)
         if found is None:
-            raise RevisionNotFoundError(f"Revision {revision.path} is not in the history")
+            raise RevisionNotFoundError(
+                f"Revision {revision.path} is not in the history (trimmed?): resume from "
+                "a later revision, or from the start"
+            )
         return found
 
     def ancestry(self, node: Node) -> set[Node]:

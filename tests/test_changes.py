@@ -87,6 +87,39 @@ def test_feed_replays_the_leaf_and_each_change_comes_once(operations):
     assert clean(model) == clean(state(final))
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ops, max_size=20))
+def test_polls_on_one_series_written_by_two_writers_see_each_change_once(operations):
+    """Both writers on the same series: merges resolve conflicts, and the polls of a
+    consumer still add up to the whole feed, each change once."""
+    repo = Repo()
+    repo.create_collection(SCHEMA, "c")
+    writers = {name: Repo(pod=repo.pod) / "c" for name in "ab"}
+    seen, token = [], None
+
+    def poll():
+        nonlocal token
+        for change in (Repo(pod=repo.pod) / "c").changes(since=token):
+            seen.append(signature(change))
+            token = change.revision
+
+    for op in operations:
+        if op[0] == "write":
+            writers[op[1]].series("s").write({"k": op[2], "v": [float(op[3])] * len(op[2])})
+        elif op[0] == "delete":
+            writers[op[1]].series("s").delete(op[2], op[2] + op[3])
+        elif op[0] == "merge":
+            (Repo(pod=repo.pod) / "c").merge()
+        elif op[0] == "refresh":
+            writers[op[1]].refresh()
+        else:
+            poll()
+    (Repo(pod=repo.pod) / "c").merge()
+    poll()
+    assert len(seen) == len(set(seen))
+    assert sorted(seen) == sorted(signature(c) for c in (Repo(pod=repo.pod) / "c").changes())
+
+
 def feed_with_history():
     """A history with a fork, a merge, a deleted series and restored states."""
     repo = Repo()
