@@ -86,6 +86,17 @@ class Engine:
         """Read a series written by `write_many`."""
         return self.read(group, name)
 
+    def tag(self, group: str, tag: str) -> bool:
+        """Name the current state of `group` as `tag`; False if the engine has no tags."""
+        return False
+
+    def read_at(self, group: str, name: str, tag: str) -> Columns:
+        raise NotImplementedError
+
+    def diff_added(self, group: str, name: str, tag: str) -> Columns:
+        """The rows added to the series since `tag` (by a diff, not by a range read)."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release the store so another handle can open it."""
 
@@ -156,6 +167,19 @@ class LakotaEngine(Engine):
 
     def read_as_of(self, group: str, name: str, token: str) -> Columns:
         return self._columns(self._series(group, name).frame(before=token))
+
+    def tag(self, group: str, tag: str) -> bool:
+        collection = self.collections[group]
+        if not hasattr(collection, "tag"):  # lakota 0.7.1
+            return False
+        collection.tag(tag, force=True)
+        return True
+
+    def read_at(self, group: str, name: str, tag: str) -> Columns:
+        return self._columns(self._series(group, name).frame(at=tag))
+
+    def diff_added(self, group: str, name: str, tag: str) -> Columns:
+        return self._columns(self._series(group, name).diff(tag).added)
 
 
 class LeanLakotaEngine(LakotaEngine):

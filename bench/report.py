@@ -54,6 +54,21 @@ ROWS = (
     Row("batch_write", "{many_series:,} series × {many_rows:,} rows in one batch", 0.6),
     Row("series_read", "read of one of them (median of {series_reads})", 1.0),
     Row("as_of_read", "read as of the version before the appends", 1.0),
+    Row(
+        "tag_read",
+        "read at a tag (the state read after the appends)",
+        1.1,
+        "self:read_after_appends",
+        "read at the leaf",
+    ),
+    Row("page_read", "read of one more appended page (range read)"),
+    Row(
+        "diff_page",
+        "diff from the tag to that page (rows added)",
+        2.0,
+        "self:page_read",
+        "read of that page",
+    ),
     Row("disk_bytes", "bytes on disk after the bulk write", 1.0, "lakota071", "lakota071", "bytes"),
     Row("append_after_short", "append of {append_rows} rows after {short_history} revisions"),
     Row(

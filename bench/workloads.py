@@ -42,7 +42,9 @@ T = TypeVar("T")
 
 MAIN, MANY, HISTORY = "main", "many", "history"
 SERIES = "s"
-BULK_KEY, APPEND_KEY, MANY_KEY, HISTORY_KEY, PICK_KEY = 0, 1, 2, 3, 4
+BULK_KEY, APPEND_KEY, MANY_KEY, HISTORY_KEY, PICK_KEY, PAGE_KEY = 0, 1, 2, 3, 4, 5
+TAG = "bench"
+PAGE_ROWS = 100_000  # lakota's default page_len: one segment
 COLUMN = "a"
 DEFAULT_BUDGET = 1800.0
 
@@ -261,6 +263,40 @@ def as_of_read(ctx: Context) -> None:
     ctx.record("as_of_read", _read_rounds(ctx, ctx.main_store, MAIN, ctx.rounds, read))
 
 
+def version_control(ctx: Context) -> None:
+    """Engines with tags: a read at a tag (the state after the appends, as the leaf read
+    after them), then a diff from that tag to one more appended page, and a range read
+    of that page."""
+    expected = concat(ctx.bulk, *ctx.appended)
+    with ctx.handle(ctx.main_store, MAIN) as engine:
+        if not engine.tag(MAIN, TAG):
+            return
+
+    def read(engine: Engine) -> float:
+        elapsed, got = timed(lambda: engine.read_at(MAIN, SERIES, TAG))
+        check(expected, got, "read at a tag")
+        return elapsed
+
+    ctx.record("tag_read", _read_rounds(ctx, ctx.main_store, MAIN, ctx.rounds, read))
+    page = make_columns(min(PAGE_ROWS, ctx.sizes.rows), (PAGE_KEY,), expected[INDEX][-1])
+    with ctx.handle(ctx.main_store, MAIN) as engine:
+        engine.append(MAIN, SERIES, engine.prepare(page))
+    start, stop = page[INDEX][0], page[INDEX][-1]
+
+    def read_page(engine: Engine) -> float:
+        elapsed, got = timed(lambda: engine.read_range(MAIN, SERIES, start, stop))
+        check(page, got, "read of the appended page")
+        return elapsed
+
+    def diff(engine: Engine) -> float:
+        elapsed, got = timed(lambda: engine.diff_added(MAIN, SERIES, TAG))
+        check(page, got, "diff from the tag")
+        return elapsed
+
+    ctx.record("page_read", _read_rounds(ctx, ctx.main_store, MAIN, ctx.rounds, read_page))
+    ctx.record("diff_page", _read_rounds(ctx, ctx.main_store, MAIN, ctx.rounds, diff))
+
+
 def _many_name(number: int) -> str:
     return f"s{number:04d}"
 
@@ -431,6 +467,7 @@ def run_all(
         workload(ctx)
     batch_write(ctx)
     series_reads(ctx)
+    version_control(ctx)  # last to use the main store: it appends a page
     if long:
         long_history(ctx, budget)
     return ctx.results()

@@ -11,11 +11,12 @@ import random
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import CorruptedDataError, UnreadableRevisionError
+from .revinfo import read_info
 from .utils import hexdigest, hextime, logger, pooled_map
 
 if TYPE_CHECKING:
@@ -99,6 +100,36 @@ class Revision:
         except CorruptedDataError as exc:
             raise CorruptedDataError(f"Revision {self.location}: {exc}") from exc
 
+    # Who and why (see lakota.revinfo); empty for revisions written without metadata
+
+    @property
+    def info(self) -> dict:
+        """``{"author", "message", "meta"}`` recorded in the payload."""
+        return read_info(self.read())
+
+    @property
+    def author(self) -> str:
+        return self.info["author"]
+
+    @property
+    def message(self) -> str:
+        return self.info["message"]
+
+    @property
+    def meta(self) -> dict:
+        return self.info["meta"]
+
+    @property
+    def tags(self) -> list[str]:
+        """Names of the tags pointing at this revision (see `Collection.tag`)."""
+        lookup = self.changelog.tag_lookup
+        return lookup(self) if lookup is not None else []
+
+    @property
+    def date(self) -> datetime:
+        """When this revision was written (local time, from its epoch)."""
+        return datetime.fromtimestamp(int(self.epoch, 16) / 1000)
+
     @property
     def location(self) -> str:
         """Where the revision file is, for messages."""
@@ -123,6 +154,7 @@ class Changelog:
         self._names: set[str] = set()
         self._stale = True
         self._token: object | None = None
+        self.tag_lookup: Callable[[Revision], list[str]] | None = None  # set by Collection
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.pod.ls(missing_ok=True))

@@ -543,6 +543,186 @@ def bound_text(bound: tuple) -> str:
     return ", ".join(str(value) for value in bound)
 
 
+# --- version control: tags, log, diff, change feed, restore ------------------------------
+
+
+def parse_at(clct: Collection, text: str) -> Any:
+    """A tag or revision id as it is; otherwise an ISO date or datetime (inclusive)."""
+    if text in {tag.name for tag in clct.tags()}:
+        return text
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return text
+
+
+def target(repo: Repo, path: str) -> tuple[Collection, str | None]:
+    """The collection of COLLECTION[/SERIES] and the series label (resolved), if any."""
+    clct_name, series_name = split_series_path(path)
+    clct = get_collection(repo, clct_name)
+    if series_name is None:
+        return clct, None
+    return clct, resolve(series_name, clct.ls(), "Series", f"{clct.label}/")
+
+
+def short(revision: Any) -> str:
+    """A revision as `log` shows it: its child id (epoch-digest)."""
+    return revision.child if revision is not None else ""
+
+
+def pretty_wanted(session: Session) -> bool:
+    return session.pretty or sys.stdout.isatty()
+
+
+@cli.command()
+@click.argument("collection")
+@click.argument("name", required=False)
+@click.option("--at", "at", help="Revision to tag (tag, revision id or prefix, ISO date); "
+              "default: the latest.")
+@click.option("-m", "--message", help="Why this tag.")
+@click.option("-f", "--force", is_flag=True, help="Move the tag if the name is taken.")
+@click.option("-d", "--delete", "remove", is_flag=True, help="Remove the tag NAME.")
+@pass_session
+def tag(session: Session, collection: str, name: str | None, at: str | None,
+        message: str | None, force: bool, remove: bool) -> None:
+    """Tag a revision of COLLECTION as NAME, or list its tags without NAME.
+
+    COLLECTION "/" tags every collection at its latest revision (a repository tag).
+    """
+    repo = session.repo()
+    if collection == "/":
+        if name is None:
+            rows = [[t.name, ", ".join(sorted(t.revisions)), t.author, t.message,
+                     hextime_text(t.epoch)] for t in repo.tags()]
+            print_table(["tag", "collections", "author", "message", "date"], rows,
+                        pretty_wanted(session))
+        elif remove:
+            repo.untag(name)
+        else:
+            repo.tag(name, message=message, force=force)
+        return
+    clct = get_collection(repo, collection)
+    if name is None:
+        rows = [[t.name, short(t.revision), t.author, t.message, hextime_text(t.epoch)]
+                for t in clct.tags()]
+        print_table(["tag", "revision", "author", "message", "date"], rows,
+                    pretty_wanted(session))
+    elif remove:
+        clct.untag(name)
+    else:
+        clct.tag(name, at=parse_at(clct, at) if at else None, message=message, force=force)
+
+
+def hextime_text(stamp: str) -> str:
+    return datetime.fromtimestamp(int(stamp, 16) / 1000).isoformat(" ", "seconds")
+
+
+@cli.command()
+@click.argument("path", metavar="COLLECTION[/SERIES]")
+@click.option("-n", "--limit", type=click.IntRange(min=0), help="Show at most N revisions.")
+@pass_session
+def log(session: Session, path: str, limit: int | None) -> None:
+    """History of a collection (or of one series), newest first: who, why, what.
+
+    A table on a terminal (or with -P), plain text when piped.
+    """
+    clct, series_label = target(session.repo(), path)
+    entries = clct.log(series=series_label, limit=limit)
+    if pretty_wanted(session):
+        rows = [[short(e.revision), e.date.isoformat(" ", "seconds"), e.author, e.message,
+                 ", ".join(e.tags), touched_text(e.touched)] for e in entries]
+        print_table(["revision", "date", "author", "message", "tags", "series"], rows, True)
+        return
+    for entry in entries:
+        tags = f" (tags: {', '.join(entry.tags)})" if entry.tags else ""
+        click.echo(f"revision {short(entry.revision)}{tags}")
+        click.echo(f"Author: {entry.author}")
+        click.echo(f"Date:   {entry.date.isoformat(' ', 'milliseconds')}")
+        if entry.message:
+            click.echo(f"\n    {entry.message}")
+        for label, what in entry.touched.items():
+            click.echo(f"    {label}: {what.rows} row(s) over {bound_text(what.start)} .. "
+                       f"{bound_text(what.stop)}")
+        click.echo()
+
+
+def touched_text(touched: dict) -> str:
+    return "; ".join(f"{label}: {what.rows}" for label, what in touched.items())
+
+
+@cli.command()
+@click.argument("path", metavar="COLLECTION[/SERIES]")
+@click.argument("a")
+@click.argument("b", required=False)
+@click.option("--rows", is_flag=True, help="Print the rows as CSV with a leading change "
+              "column: + added, - removed, ~ changed (new values).")
+@pass_session
+def diff(session: Session, path: str, a: str, b: str | None, rows: bool) -> None:
+    """What changed from A to B (default: the latest): tags, revision ids or ISO dates."""
+    clct, series_label = target(session.repo(), path)
+    old, new = parse_at(clct, a), parse_at(clct, b) if b else None
+    found = [d for d in clct.diff(old, new) if series_label in (None, d.label)]
+    if not rows:
+        table = [[d.label, d.status, bound_text(d.start), bound_text(d.stop), str(d.added),
+                  str(d.removed), str(d.changed)] for d in found]
+        print_table(["series", "status", "start", "stop", "added", "removed", "changed"],
+                    table, session.pretty)
+        return
+    names = list(clct.schema)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(["change", "series", *names])
+    for summary in found:
+        change = clct.series(summary.label).diff(old, new)
+        changed = {n: change.changed[n if n in clct.schema.idx else f"{n}_b"] for n in names}
+        for mark, columns in (("-", change.removed.columns), ("+", change.added.columns),
+                              ("~", changed)):
+            values = [text_values(numpy.asarray(columns[n])) for n in names]
+            writer.writerows([mark, summary.label, *row] for row in zip(*values))
+
+
+@cli.command()
+@click.argument("collection")
+@click.option("-s", "--since", help="Last revision handled (as printed); default: the start.")
+@click.option("-u", "--until", help="Stop at this revision (default: the latest).")
+@click.option("--rows", is_flag=True, help="Print the rows of each change as CSV.")
+@pass_session
+def changes(session: Session, collection: str, since: str | None, until: str | None,
+            rows: bool) -> None:
+    """The change feed: what each revision wrote, in commit order.
+
+    Resume with --since set to the revision of the last change handled.
+    """
+    clct = get_collection(session.repo(), collection)
+    feed = clct.changes(since=parse_at(clct, since) if since else None,
+                        until=parse_at(clct, until) if until else None)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    names = list(clct.schema)
+    if rows:
+        writer.writerow(["revision", "series", *names])
+    else:
+        writer.writerow(["revision", "series", "start", "stop", "closed", "rows"])
+    for change in feed:
+        if not rows:
+            writer.writerow([change.revision.child, change.label, bound_text(change.start),
+                             bound_text(change.stop), change.closed, len(change.frame)])
+            continue
+        values = [text_values(change.frame[n]) for n in names]
+        writer.writerows([change.revision.child, change.label, *row] for row in zip(*values))
+
+
+@cli.command()
+@click.argument("path", metavar="COLLECTION[/SERIES]")
+@click.argument("at")
+@click.option("-m", "--message", help="Why (default: what was restored).")
+@pass_session
+def restore(session: Session, path: str, at: str, message: str | None) -> None:
+    """Write the state at AT (tag, revision id or ISO date) as a new revision."""
+    clct, series_label = target(session.repo(), path)
+    labels = None if series_label is None else [series_label]
+    revisions = clct.restore(parse_at(clct, at), labels=labels, message=message)
+    click.echo(f"{path}: " + ("restored" if revisions else "already in that state"))
+
+
 @cli.command()
 @click.argument("path", metavar="COLLECTION[/SERIES]")
 @pass_session
@@ -600,13 +780,25 @@ def defrag(session: Session, labels: tuple[str, ...], everything: bool) -> None:
 @click.argument("labels", nargs=-1)
 @click.option("-b", "--before", help="Delete revisions older than this date "
               "(default: now minus twice the GC timeout).")
+@click.option("-k", "--keep-last", type=click.IntRange(min=0),
+              help="Keep the N newest revisions (alone: whatever their age).")
+@click.option("-n", "--dry-run", is_flag=True, help="Only print what would be deleted.")
 @click.option("-a", "--all", "everything", is_flag=True, help="Every collection and the registry.")
 @pass_session
-def trim(session: Session, labels: tuple[str, ...], before: str | None, everything: bool) -> None:
-    """Delete old revisions (history only, data stays); default: the registry only."""
+def trim(session: Session, labels: tuple[str, ...], before: str | None, keep_last: int | None,
+         dry_run: bool, everything: bool) -> None:
+    """Delete old revisions (history only, data stays); default: the registry only.
+
+    Tagged revisions stay readable (tagging keeps a copy of them).
+    """
     cutoff = parse_before(before)
     for clct in selected(session.repo(), labels, everything):
-        click.echo(f"{clct.label}: {clct.trim(before=cutoff)} revision(s) deleted")
+        result = clct.trim(before=cutoff, keep_last=keep_last, dry_run=dry_run)
+        if dry_run:
+            click.echo(f"{clct.label}: {len(result.files)} revision(s) would be deleted "
+                       f"({result.bytes} bytes)")
+        else:
+            click.echo(f"{clct.label}: {result} revision(s) deleted")
 
 
 def sync(local: Repo, remote: Repo, labels: tuple[str, ...], shallow: bool, push: bool) -> None:
@@ -644,15 +836,22 @@ def pull(session: Session, remote: str, labels: tuple[str, ...], shallow: bool) 
 
 
 @cli.command()
+@click.option("-n", "--dry-run", is_flag=True, help="Only print what would be deleted.")
 @pass_session
-def gc(session: Session) -> None:
+def gc(session: Session, dry_run: bool) -> None:
     """Delete the data files no revision uses (two phases, see `lakota help gc`).
 
     A first run renames unused files (soft delete); a later run deletes those
     older than the timeout (10 minutes by default).
     """
     with progress("Garbage collection", None):
-        hard, soft = session.repo().gc()
+        result = session.repo().gc(dry_run=dry_run)
+    if dry_run:
+        click.echo(f"{len(result.hard)} segments would be deleted")
+        click.echo(f"{len(result.soft)} segments would be soft-deleted")
+        click.echo(f"{result.bytes} bytes")
+        return
+    hard, soft = result
     click.echo(f"{hard} segments deleted")
     click.echo(f"{soft} segments soft-deleted")
 

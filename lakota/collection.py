@@ -12,14 +12,16 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager, suppress
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy
 
+from . import refs
 from .changelog import Changelog, Revision, phi
 from .commit import Commit, read_digest
-from .errors import InvalidLabelError
+from .errors import InvalidLabelError, RevisionNotFoundError
+from .revinfo import make_info
 from .schema import Schema
 from .series import KVSeries, Series
 from .utils import (
@@ -27,7 +29,6 @@ from .utils import (
     compute_later,
     digest_path,
     encodable,
-    logger,
     pooled_map,
     settings,
 )
@@ -59,9 +60,12 @@ class Batch:
 
     STAGING_LIMIT = 64  # pages staged ahead at most: bounds the memory of their copies
 
-    def __init__(self, collection: Collection, root: bool = False) -> None:
+    def __init__(
+        self, collection: Collection, root: bool = False, info: dict | None = None
+    ) -> None:
         self.collection = collection
         self.root = root
+        self.info = info
         self.rows: list[dict | Future] = []  # a future gives the rows of staged pages
         self.revs: list[Revision] = []
         self.writes = Background()  # data files of the batch, awaited before committing
@@ -116,7 +120,7 @@ class Batch:
     def flush(self) -> list[Revision]:
         self.settle()
         if self.rows:
-            self.revs = self.collection.commit_rows(self.rows, root=self.root)
+            self.revs = self.collection.commit_rows(self.rows, root=self.root, info=self.info)
             self.rows = []
         return self.revs
 
@@ -131,6 +135,7 @@ class Collection:
         self.repo = repo
         self.pod = repo.pod
         self.changelog = Changelog(repo.pod.cd(self.path))
+        self.changelog.tag_lookup = lambda rev: refs.tag_names(self, rev)
         self._local = threading.local()
         self._decoded: tuple[str, Commit] | None = None
 
@@ -153,9 +158,9 @@ class Collection:
     def __truediv__(self, label: str) -> Series:
         return self.series(label)
 
-    def ls(self) -> list[str]:
-        """Sorted labels of the series in the latest revision."""
-        commit = self.commit()
+    def ls(self, at: Any = None) -> list[str]:
+        """Sorted labels of the series in the latest revision (or at `at`, see `commit`)."""
+        commit = self.commit(at=at)
         return commit.labels() if commit is not None else []
 
     def __iter__(self) -> Iterator[Series]:
@@ -171,10 +176,28 @@ class Collection:
         """The `multi()` batch of the current thread, if any."""
         return getattr(self._local, "batch", None)
 
-    def commit(self, before: str | datetime | None = None) -> Commit | None:
-        """The commit of the leaf revision (as of `before`), or None for an empty history."""
-        leaf = self.changelog.leaf(before=before)
-        return self._decode(leaf) if leaf is not None else None
+    def commit(self, before: str | datetime | None = None, at: Any = None) -> Commit | None:
+        """The commit of the leaf revision, or None for an empty history.
+
+        `before` reads the leaf as it was strictly before that time; `at` reads the
+        revision it names: a tag, a `Revision`, a revision id or a unique prefix (7+ hex
+        digits) of its child digest, or a `datetime`/epoch (inclusive).
+        """
+        if at is not None and before is not None:
+            raise ValueError("Give either before= or at=, not both")
+        leaf = self.revision(at) if at is not None else self.changelog.leaf(before=before)
+        if leaf is None:
+            return None
+        try:
+            return self._decode(leaf)
+        except FileNotFoundError as exc:
+            raise RevisionNotFoundError(
+                f"Revision {leaf.path} of collection {self.label!r} no longer exists"
+            ) from exc
+
+    def revision(self, at: Any = None) -> Revision | None:
+        """The revision `at` names (default: the leaf); see `commit`."""
+        return refs.resolve_at(self, at)
 
     def _decode(self, rev: Revision) -> Commit:
         cached = self._decoded
@@ -184,27 +207,46 @@ class Collection:
         self._decoded = (rev.child, commit)
         return commit
 
-    def apply(self, rows: list[dict], root: bool = False) -> list[Revision] | None:
+    def apply(
+        self, rows: list[dict], root: bool = False, info: dict | None = None
+    ) -> list[Revision] | None:
         """Commit segment rows now as one revision, or queue them in the `multi()` batch."""
         batch = self.batch
         if batch is not None:
             for row in rows:
                 batch.append(row)
             return None
-        return self.commit_rows(rows, root=root)
+        return self.commit_rows(rows, root=root, info=info)
+
+    def revision_info(
+        self,
+        message: str | None = None,
+        author: str | None = None,
+        meta: dict | None = None,
+        default_message: str | None = None,
+    ) -> dict | None:
+        """The metadata of the next revision (`lakota.revinfo.make_info`).
+
+        Inside `multi()` the block makes the revision, so it alone takes metadata.
+        """
+        if self.batch is not None and (message is not None or author is not None or meta):
+            raise ValueError("Inside multi(), give message, author and meta to multi() itself")
+        return make_info(message, author, meta, None if self.batch else default_message)
 
     def writing(self) -> threading.RLock:
         """The lock that serializes this collection's read-modify-write cycles in-process."""
         return _commit_lock(self)
 
-    def commit_rows(self, rows: list[dict], root: bool = False) -> list[Revision]:
+    def commit_rows(
+        self, rows: list[dict], root: bool = False, info: dict | None = None
+    ) -> list[Revision]:
         """Overlay `rows` on the leaf commit (or on nothing if `root`) as one revision."""
         with _commit_lock(self):
             leaf = None if root else self.changelog.leaf()
             base = self._decode(leaf) if leaf is not None else None
             commit = _overlay(self.schema, base, rows)
             parent = leaf.child if leaf is not None else phi
-            return self._write_commit(commit, [parent])
+            return self._write_commit(commit, [parent], info, base)
 
     def staged(self) -> Commit | None:
         """The leaf commit with this thread's pending `multi()` rows applied.
@@ -225,24 +267,45 @@ class Collection:
         first, end = base.label_range(label) if base is not None else (0, 0)
         return end - first + (2 * batch.pending(label) if batch is not None else 0)
 
-    def _write_commit(self, commit: Commit, parents: list[str]) -> list[Revision]:
-        revisions = self.changelog.commit(commit.encode(), parents=parents)
+    def _write_commit(
+        self,
+        commit: Commit,
+        parents: list[str],
+        info: dict | None = None,
+        base: Commit | None = None,
+    ) -> list[Revision]:
+        """Write `commit` as a child of `parents`, unless its data is that of `base`.
+
+        Without `info` the payload of unchanged data is the parent's own, which the
+        changelog skips; with `info` the data is compared, as a message alone changes
+        nothing.
+        """
+        if info and base is not None and commit == base:
+            return []
+        revisions = self.changelog.commit(commit.encode(info), parents=parents)
         if revisions:
             self._decoded = (revisions[-1].child, commit)
         return revisions
 
     @contextmanager
-    def multi(self, root: bool | None = None) -> Iterator[Batch]:
+    def multi(
+        self,
+        root: bool | None = None,
+        message: str | None = None,
+        author: str | None = None,
+        meta: dict | None = None,
+    ) -> Iterator[Batch]:
         """Group the writes of this thread into one revision, made when the block exits.
 
         If the block raises, nothing is committed and the collection stays usable.
-        Nested blocks join the outer batch.
+        Nested blocks join the outer batch (and cannot take metadata of their own).
         """
+        info = self.revision_info(message, author, meta)
         outer = self.batch
         if outer is not None:
             yield outer
             return
-        batch = Batch(self, root=bool(root))
+        batch = Batch(self, root=bool(root), info=info)
         self._local.batch = batch
         try:
             yield batch
@@ -259,8 +322,9 @@ class Collection:
 
     # Changes to whole series
 
-    def delete(self, *labels: str) -> list[Revision] | None:
+    def delete(self, *labels: str, message: str | None = None) -> list[Revision] | None:
         """Remove every row of these series in one revision."""
+        info = self.revision_info(message)
         with _commit_lock(self):
             leaf = self.changelog.leaf()
             if leaf is None:
@@ -269,20 +333,25 @@ class Collection:
             remaining = commit.delete_labels(labels)
             if len(remaining) == len(commit):
                 return []
-            return self._write_commit(remaining, [leaf.child])
+            return self._write_commit(remaining, [leaf.child], info)
 
-    def rename(self, from_label: str, to_label: str) -> list[Revision]:
+    def rename(self, from_label: str, to_label: str, message: str | None = None) -> list[Revision]:
         """Move a series to a new label (overlaying what the new label held)."""
+        info = self.revision_info(message)
         to_label = self.series(to_label).label
         with _commit_lock(self):
             leaf = self.changelog.leaf()
             if leaf is None or from_label not in self._decode(leaf).labels():
                 raise KeyError(f"Series {from_label!r} not found in collection {self.label!r}")
             commit = self._decode(leaf).rename_label(from_label, to_label)
-            return self._write_commit(commit, [leaf.child])
+            return self._write_commit(commit, [leaf.child], info)
 
     def clone(
-        self, other: Collection, rename: dict | None = None, defaults: dict | None = None
+        self,
+        other: Collection,
+        rename: dict | None = None,
+        defaults: dict | None = None,
+        message: str | None = None,
     ) -> list[Revision]:
         """Copy the latest revision into the empty collection `other` (same repository).
 
@@ -298,7 +367,7 @@ class Collection:
         if commit is None:
             return []
         cloned = _clone_commit(commit, other.schema, rename or {}, defaults or {})
-        return other._write_commit(cloned, [phi])
+        return other._write_commit(cloned, [phi], other.revision_info(message))
 
     # Data stack
 
@@ -320,51 +389,103 @@ class Collection:
 
         return collection_to_dask(self, labels, start, stop, select, before, **options)
 
+    # Tags
+
+    def tag(
+        self, name: str, at: Any = None, message: str | None = None, force: bool = False
+    ) -> refs.Tag:
+        """Name the revision `at` (default: the leaf); an existing name needs `force`."""
+        return refs.tag_collection(self, name, at, message, force)
+
+    def untag(self, name: str) -> None:
+        """Remove the tag `name` (`TagNotFoundError` if there is none)."""
+        refs.untag_collection(self, name)
+
+    def tags(self) -> list[refs.Tag]:
+        """``Tag(name, revision, author, message, epoch)`` of every tag, sorted by name."""
+        return refs.collection_tags(self)
+
+    # Log, change feed
+
+    def log(self, series: str | None = None, limit: int | None = None) -> list:
+        """`LogEntry` of each revision of the leaf's history, newest first (`lakota.changes`).
+
+        Each has the revision, author, message, meta, tags, date and, per series it
+        touched, the index range and the number of rows written. `series` keeps the
+        revisions that touched it; `limit` keeps the first ones.
+        """
+        from .changes import collection_log
+
+        return collection_log(self, series, limit)
+
+    def changes(self, since: Any = None, until: Any = None) -> Iterator:
+        """`Change(revision, label, start, stop, frame, closed, origin)` of what each
+        revision wrote, in commit order along the history of `until` (default: the leaf).
+
+        Resume with ``since=change.revision`` once every change of that revision is
+        handled: each change comes exactly once, also across merges.
+        """
+        from .changes import collection_changes
+
+        return collection_changes(self, since, until)
+
+    def diff(self, a: Any, b: Any = None) -> list:
+        """`SeriesDiff(label, status, start, stop, added, removed, changed)` of each series
+        that differs from the state at `a` to the state at `b` (default: the leaf)."""
+        from .diff import collection_diff
+
+        return collection_diff(self, a, b)
+
+    def restore(
+        self, at: Any, labels: list[str] | None = None, message: str | None = None
+    ) -> list[Revision]:
+        """A new revision whose series (default: all) equal their state at `at`."""
+        from .restore import restore
+
+        return restore(self, at, labels, message)
+
     # History
 
-    def merge(self, *heads: Revision) -> list[Revision]:
+    def merge(self, *heads: Revision, message: str | None = None) -> list[Revision]:
         """Join concurrent branches into one revision; newer branches win where they overlap."""
         from .history import merge_heads
 
-        return merge_heads(self, list(heads))
+        return merge_heads(self, list(heads), message)
 
-    def trim(self, before: str | datetime | None = None) -> int:
-        """Delete revision files older than `before` (default: now - 2 x settings.timeout).
+    def trim(
+        self,
+        before: str | datetime | None = None,
+        keep_last: int | None = None,
+        dry_run: bool = False,
+    ) -> Any:
+        """Delete revision files older than `before` and not among the `keep_last` newest.
 
+        `before` defaults to now - 2 x settings.timeout unless only `keep_last` is given.
         Data stays reachable since every commit is a full snapshot. The newest revision
-        is always kept, and nothing is deleted while unmerged heads exist.
+        and tagged revisions are always kept, and nothing is deleted while unmerged heads
+        exist. Returns the number of files deleted, or with `dry_run` a `TrimPlan`
+        (revisions, files, bytes) of what would go, deleting nothing.
         """
-        if before is None:
-            before = datetime.now() - timedelta(seconds=2 * settings.timeout)
-        heads = self.changelog.heads()
-        if len(heads) > 1:
-            logger.warning(
-                "Collection %s has %d heads: merge before trimming", self.label, len(heads)
-            )
-            return 0
-        keep = {heads[0].path} if heads else set()
-        old = [rev for rev in self.changelog.log(before=before) if rev.path not in keep]
-        paths = list(dict.fromkeys(rev.path for rev in old))
-        # One at a time, in log order: an interrupted trim then leaves a log whose first
-        # revisions are gone, never a revision cut from its descendants (a false head).
-        for path in paths:
-            self.changelog.pod.rm(path, missing_ok=True)
-        self.changelog.refresh()
-        return len(paths)
+        from .retention import trim, trim_plan
 
-    def defrag(self, max_chunk: int | None = None) -> list[Revision]:
+        plan = trim_plan(self, before, keep_last, measure=dry_run)
+        return plan if dry_run else trim(self, plan)
+
+    def defrag(self, max_chunk: int | None = None, message: str | None = None) -> list[Revision]:
         """Rewrite series made of many small segments into page-sized segments."""
         from .history import defrag_collection
 
         max_chunk = settings.defrag_max_chunk if max_chunk is None else max_chunk
         if not isinstance(max_chunk, int) or max_chunk <= 0:
             raise ValueError(f"max_chunk must be a positive integer, got {max_chunk!r}")
-        return defrag_collection(self, max_chunk)
+        return defrag_collection(self, max_chunk, message)
 
-    def squash(self, trim: Any = None, max_chunk: int | None = None) -> list[Revision]:
+    def squash(
+        self, trim: Any = None, max_chunk: int | None = None, message: str | None = None
+    ) -> list[Revision]:
         """Deprecated: `defrag(max_chunk)` then `trim(trim)` unless `trim` is False."""
         warnings.warn("squash is deprecated, use defrag and trim", DeprecationWarning, stacklevel=2)
-        revisions = self.defrag(max_chunk)
+        revisions = self.defrag(max_chunk, message=message)
         if trim is not False:
             self.trim(trim)
         return revisions
@@ -391,8 +512,10 @@ class Collection:
                 f"Unable to sync collection {self.label!r}: schemas differ "
                 f"({self.schema!r} here, {remote.schema!r} there)"
             )
+        tags = refs.pull_plan(self, remote)  # a conflict raises before anything changes
         local_digests = set(self.digests())
         revisions = remote.changelog.leafs() if shallow else remote.changelog.log()
+        revisions += [tag.revision for tag in tags.values()]
         wanted = set(remote.digests(revisions)) - local_digests
         missing = [d for d in sorted(wanted) if not self.pod.isfile(digest_path(d))]
 
@@ -400,7 +523,9 @@ class Collection:
             self.pod.write(digest_path(digest), read_digest(remote.pod, digest, {}))
 
         pooled_map(copy, missing)
-        return self.changelog.pull(remote.changelog, shallow=shallow)
+        copied = self.changelog.pull(remote.changelog, shallow=shallow)
+        refs.apply_pull(self, tags)
+        return copied
 
     def push(self, remote: Collection, shallow: bool = False) -> list[str]:
         if not isinstance(remote, Collection):

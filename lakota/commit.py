@@ -21,6 +21,7 @@ import msgpack
 import numpy
 
 from .errors import CorruptedDataError, MissingDataError
+from .revinfo import with_info
 from .schema import EMPTY_DIGEST, Codec, Schema
 from .utils import Closed, digest_path, hashed_path, settings
 
@@ -130,8 +131,12 @@ class Commit:
             raise CorruptedDataError(f"Unable to decode commit: {exc}") from exc
         return decoded
 
-    def encode(self) -> bytes:
-        """Serialize in the layout that lakota 0.7.1 reads and writes."""
+    def encode(self, info: dict | None = None) -> bytes:
+        """Serialize in the layout that lakota 0.7.1 reads and writes.
+
+        `info` (see `lakota.revinfo`) adds the author, message and metadata of the
+        revision; without it the bytes are exactly those lakota 0.7.1 writes.
+        """
         referenced = set()
         for digests in self.digest.values():
             referenced.update(digests.tolist())
@@ -145,6 +150,7 @@ class Commit:
             "label": _str_codec.encode(self.label),
             "embedded": embedded,
         }
+        body = with_info(body, info)
         return msgpack.packb([body, "|O", [1]], use_bin_type=True, use_single_float=False)
 
     # Row access

@@ -69,3 +69,25 @@ class StorageError(LakotaError, OSError):
 
 class ProtocolError(StorageError):
     """A server answered something that does not follow the HTTP protocol of lakota."""
+
+
+class TagExistsError(LakotaError, ValueError):
+    """A tag name that is already taken (pass ``force=True`` to move it)."""
+
+
+class TagNotFoundError(LakotaError, KeyError):
+    """A tag name that is not defined."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class TagConflictError(LakotaError, ValueError):
+    """Push or pull found one tag name on two different revisions."""
+
+
+class RevisionNotFoundError(LakotaError, KeyError):
+    """An `at=` or `since=` that names no revision of the collection."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

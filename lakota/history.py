@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 __all__ = ["merge_heads", "defrag_collection"]
 
 
-def merge_heads(collection: Collection, heads: list[Revision]) -> list[Revision]:
+def merge_heads(
+    collection: Collection, heads: list[Revision], message: str | None = None
+) -> list[Revision]:
     """One commit holding every head's writes, written as a child of each head.
 
     The oldest head is the base; every other head is merged into it in order, as a
@@ -42,7 +44,8 @@ def merge_heads(collection: Collection, heads: list[Revision]) -> list[Revision]
         merged = heads[0].commit(collection)
         for head in heads[1:]:
             merged = _merge_commit(collection, merged, head.commit(collection), base)
-        return collection._write_commit(merged, list(dict.fromkeys(h.child for h in heads)))
+        info = collection.revision_info(message, default_message=f"Merge {len(heads)} branches")
+        return collection._write_commit(merged, list(dict.fromkeys(h.child for h in heads)), info)
 
 
 def _merge_commit(collection: Collection, ours: Commit, theirs: Commit, base: Commit) -> Commit:
@@ -144,12 +147,16 @@ def _ancestry(head: Revision, by_child: dict[str, list[Revision]]) -> list[Revis
     return found
 
 
-def defrag_collection(collection: Collection, max_chunk: int) -> list[Revision]:
+def defrag_collection(
+    collection: Collection, max_chunk: int, message: str | None = None
+) -> list[Revision]:
     """Rewrite fragmented series as page-sized segments, in one revision.
 
-    Inside `multi()` it builds on the pending writes of the batch, so it never undoes them.
+    Inside `multi()` it builds on the pending writes of the batch, so it never undoes them
+    (and the batch's own metadata applies).
     """
-    with collection.multi() as batch:
+    info = collection.revision_info(message, default_message="Defrag") or {}
+    with collection.multi(**info) as batch:
         commit = collection.staged()
         for label in commit.labels() if commit is not None else []:
             start = _fragmented_from(commit, label, max_chunk, collection.pod)

@@ -17,11 +17,11 @@ becomes referenced again is restored.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
+from . import refs
 from .changelog import zero_hash
 from .collection import Collection
 from .errors import CollectionExistsError, CollectionNotFoundError, InvalidLabelError
@@ -29,11 +29,9 @@ from .frame import Frame
 from .pod import POD
 from .schema import Schema
 from .utils import (
-    digest_path,
     encodable,
     hashed_path,
     hexdigest,
-    hextime,
     logger,
     pooled_map,
     settings,
@@ -142,6 +140,8 @@ class Repo:
             return
         self.registry.series(namespace).delete(*[c.label for c in doomed])
         for clct in doomed:
+            if namespace == "collection":
+                refs.drop_collection(self, clct)
             clct.changelog.pod.rm(".", recursive=True, missing_ok=True)
 
     def rename(self, from_label: str, to_label: str, namespace: str = "collection") -> None:
@@ -158,6 +158,8 @@ class Repo:
         with self.registry.multi():
             series.delete(from_label)
             series.write({"label": [to_label], "meta": [meta]})
+        if namespace == "collection":
+            refs.rename_collection(self, from_label, to_label)
 
     def archive(self, collection: Collection) -> Collection:
         """The collection's twin in the ``archive`` namespace (created if missing)."""
@@ -169,6 +171,20 @@ class Repo:
     def refresh(self) -> None:
         """See registry changes made by other writers since this object last looked."""
         self.registry.refresh()
+
+    # Tags
+
+    def tag(self, name: str, message: str | None = None, force: bool = False) -> refs.RepoTag:
+        """Tag every collection at its leaf under `name`, in one step (a snapshot)."""
+        return refs.tag_repo(self, name, message, force)
+
+    def tags(self) -> list[refs.RepoTag]:
+        """``RepoTag(name, revisions, author, message, epoch)`` of every repository tag."""
+        return refs.repo_tags(self)
+
+    def untag(self, name: str) -> None:
+        """Remove a repository tag and the collection tags it made."""
+        refs.untag_repo(self, name)
 
     # Sync
 
@@ -198,6 +214,9 @@ class Repo:
                     f"Unable to sync collection {label!r}: incompatible schemas "
                     f"({ours.schema!r} here, {theirs.schema!r} in remote)"
                 )
+            if ours is not None:
+                refs.pull_plan(ours, theirs)  # a tag conflict raises before any change
+        repo_tags = refs.repo_pull_plan(self, remote)
         self.registry.pull(remote.registry, shallow=shallow)
         self.refresh()
         local = {clct.label: clct for clct in self.search()}
@@ -206,6 +225,7 @@ class Repo:
             theirs = remote_clcts[label]
             ours = local.get(label) or self.create_collection(theirs.schema, label)
             ours.pull(theirs, shallow=shallow)
+        refs.apply_repo_pull(self, repo_tags)
 
     def merge(self) -> list:
         """Merge the registry (after concurrent creations or deletions).
@@ -249,32 +269,24 @@ class Repo:
 
     # Garbage collection
 
-    def gc(self) -> tuple[int, int]:
+    def gc(self, dry_run: bool = False) -> Any:
         """Soft-delete unreferenced data files, hard-delete old soft-deleted ones.
 
-        Returns ``(hard_deleted, soft_deleted)``. The listing happens before the
-        revisions are read, so data written by a running writer is at most
-        soft-deleted, and restored by the next run once a revision refers to it.
-        Temporary files left by interrupted writes go once older than `settings.timeout`.
+        Returns ``(hard_deleted, soft_deleted)``, or with `dry_run` a `GCPlan` of what
+        would be done (files to soft-delete, to delete, to restore, and bytes), changing
+        nothing. The listing happens before the revisions are read, so data written by a
+        running writer is at most soft-deleted, and restored by the next run once a
+        revision refers to it. Temporary files left by interrupted writes go once older
+        than `settings.timeout`. Tagged revisions live on in their tag archive, and so
+        does their data.
         """
+        from .retention import gc, gc_plan
+
         logger.info("Start GC")
-        candidates = self.data_files()
-        active = self._active_digests()
-        suffix = "." + hextime()
-        deadline = hextime(time.time() - settings.timeout)
-        hard = soft = 0
-        for name in candidates:
-            digest, _, stamp = name.partition(".")
-            path = digest_path(digest)
-            if not stamp:
-                if digest not in active:
-                    self.pod.mv(path, path + suffix, missing_ok=True)
-                    soft += 1
-            elif digest in active and not self.pod.isfile(path):
-                self.pod.mv(f"{path}.{stamp}", path, missing_ok=True)
-            elif stamp <= deadline:  # unused, or a copy left by an interrupted move
-                self.pod.rm(f"{path}.{stamp}", missing_ok=True)
-                hard += 1
+        plan = gc_plan(self, measure=dry_run)
+        if dry_run:
+            return plan
+        hard, soft = gc(self, plan)
         purged = self.pod.purge_temporary(settings.timeout)
         logger.info(
             "End of GC (hard deletions: %s, soft deletions: %s, temporary files: %s)",

@@ -48,12 +48,17 @@ class Series:
         stop: Bound = None,
         closed: Closed | str = "b",
         root: bool = False,
+        message: str | None = None,
+        author: str | None = None,
+        meta: dict | None = None,
     ) -> list | None:
         """Show `frame` over ``[start, stop]`` (default: its first and last index).
 
         Accepts a Frame, a dict of sequences, or a pandas/Arrow/Polars table. Returns the
         new revisions (empty when nothing changed), or None inside `Collection.multi()`.
+        `message`, `author` and `meta` are recorded with the revision (`lakota.revinfo`).
         """
+        info = self.collection.revision_info(message, author, meta)
         frame = self._checked_frame(frame)
         closed = Closed.cast(closed)
         start, stop = self._write_bounds(frame, start, stop, closed)
@@ -76,7 +81,7 @@ class Series:
                 with suppress(Exception):  # the first error matters, not the later ones
                     writes.wait()
                 raise
-            return self.collection.apply(rows, root=root)
+            return self.collection.apply(rows, root=root, info=info)
 
     def _absorb_small_tail(self, frame: Frame, start: tuple, closed: Closed) -> tuple:
         """For an append behind many small segments, rewrite them together with `frame`.
@@ -201,14 +206,21 @@ class Series:
         return rows
 
     def delete(
-        self, start: Bound = None, stop: Bound = None, closed: Closed | str = "b", root=False
+        self,
+        start: Bound = None,
+        stop: Bound = None,
+        closed: Closed | str = "b",
+        root=False,
+        message: str | None = None,
     ) -> list | None:
         """Hide every row inside ``[start, stop]`` (bounds are cast to the index types)."""
         if start is None or stop is None:
             raise ValueError("delete needs both start and stop; use Collection.delete for all")
-        return self.write(Frame(self.schema), start, stop, closed=closed, root=root)
+        return self.write(
+            Frame(self.schema), start, stop, closed=closed, root=root, message=message
+        )
 
-    def update(self, frame: Any) -> list | None:
+    def update(self, frame: Any, message: str | None = None) -> list | None:
         """Replace some non-index columns of existing rows (and add rows outside them)."""
         unknown = [n for n in as_column_mapping(frame) if n not in self.schema]
         if unknown:
@@ -225,7 +237,7 @@ class Series:
         kept = [n for n in self.schema if n not in given]
         stored = self._stored(frame.start(), frame.stop(), select=kept)
         if stored.empty:
-            return self.write(_fill_missing(self.schema, frame))
+            return self.write(_fill_missing(self.schema, frame), message=message)
         lo, hi = frame.slice_index(stored.start(), stored.stop(), "b")
         middle = frame.slice(lo, hi)
         for name in self.schema.idx:
@@ -238,7 +250,7 @@ class Series:
             _fill_missing(self.schema, frame.slice(hi, None)),
         ]
         full = Frame.concat(*[p for p in parts if not p.empty])
-        return self.write(full, start=frame.start(), stop=frame.stop())
+        return self.write(full, start=frame.start(), stop=frame.stop(), message=message)
 
     def _stored(self, start: tuple, stop: tuple, select: list[str] | None = None) -> Frame:
         """Rows in ``[start, stop]`` including the pending writes of this thread's batch."""
@@ -255,20 +267,21 @@ class Series:
         before: str | datetime | None = None,
         closed: Closed | str = "LEFT",
         from_ci: Commit | None = None,
+        at: Any = None,
     ) -> list[Segment]:
         """The visible segments inside the range (bounds already cast as tuples)."""
-        commit = from_ci if from_ci is not None else self.collection.commit(before=before)
+        commit = from_ci if from_ci is not None else self.collection.commit(before=before, at=at)
         if commit is None:
             return []
         return commit.segments(self.label, self.pod, start, stop, closed)
 
-    def _query(self, start: Bound, stop: Bound, before, closed) -> list[Segment]:
+    def _query(self, start: Bound, stop: Bound, before, closed, at=None) -> list[Segment]:
         closed = Closed.cast(closed)
         start, exact_start = self.schema.query_bound(start, "start")
         stop, exact_stop = self.schema.query_bound(stop, "stop")
         closed = closed.set_left(closed.left or not exact_start)
         closed = closed.set_right(closed.right or not exact_stop)
-        return self.segments(start, stop, before=before, closed=closed)
+        return self.segments(start, stop, before=before, closed=closed, at=at)
 
     def frame(
         self,
@@ -279,11 +292,16 @@ class Series:
         limit: int | None = None,
         offset: int | None = None,
         select: str | list[str] | None = None,
+        at: Any = None,
     ) -> Frame:
-        """Rows in the range (default ``start <= index < stop``) as a Frame."""
+        """Rows in the range (default ``start <= index < stop``) as a Frame.
+
+        `before` reads the state strictly before a time; `at` the state at a tag, a
+        revision, or an instant (inclusive), see `Collection.commit`.
+        """
         _check_limit_offset(limit, offset)
         _columns(self.schema, select)  # unknown names raise before any read
-        segments = self._query(start, stop, before, closed)
+        segments = self._query(start, stop, before, closed, at)
         return Frame.from_segments(self.schema, segments, limit=limit, offset=offset, select=select)
 
     def df(self, *args: Any, **kwargs: Any) -> Any:
@@ -308,13 +326,14 @@ class Series:
         limit: int | None = None,
         offset: int | None = None,
         select: str | list[str] | None = None,
+        at: Any = None,
     ) -> Frame:
         """The last `length` rows of the range, then sliced by `offset`/`limit`."""
         if not isinstance(length, (int, numpy.integer)) or length <= 0:
             raise ValueError(f"tail length must be a positive integer, got {length!r}")
         _check_limit_offset(limit, offset)
         picked, total = [], 0
-        for segment in reversed(self._query(start, stop, before, closed)):
+        for segment in reversed(self._query(start, stop, before, closed, at)):
             picked.insert(0, segment)
             total += len(segment)
             if total >= length:
@@ -334,6 +353,7 @@ class Series:
         limit: int | None = None,
         offset: int | None = None,
         select: str | list[str] | None = None,
+        at: Any = None,
     ) -> Iterator[Frame]:
         """Yield non-empty frames of at most `step` rows that together cover the range."""
         step = settings.page_len if step is None else step
@@ -344,7 +364,7 @@ class Series:
         remaining = limit
         page: list[tuple[Segment, int, int]] = []
         size = 0
-        for segment in self._query(start, stop, before, closed):
+        for segment in self._query(start, stop, before, closed, at):
             pos, end = 0, len(segment)
             if skip >= end:
                 skip -= end
@@ -364,8 +384,25 @@ class Series:
         if page:
             yield _page_frame(self.schema, page, select)
 
+    # Versions
+
+    def diff(self, a: Any, b: Any = None) -> Any:
+        """`Diff` (`.added`, `.removed`, `.changed` frames) from the state at `a` to the
+        state at `b` (default: the leaf); only the segments that differ are read."""
+        from .diff import series_diff
+
+        return series_diff(self, a, b)
+
+    def restore(self, at: Any, message: str | None = None) -> list:
+        """A new revision where this series equals its state at `at` (history is kept)."""
+        return self.collection.restore(at, [self.label], message)
+
     def __len__(self) -> int:
-        return sum(len(segment) for segment in self.segments())
+        return self.count()
+
+    def count(self, before: str | datetime | None = None, at: Any = None) -> int:
+        """Number of visible rows (as of `before` or `at`, see `frame`)."""
+        return sum(len(segment) for segment in self.segments(before=before, at=at))
 
     def __bool__(self) -> bool:
         return self.label in self.collection.ls()
@@ -390,10 +427,15 @@ class KVSeries(Series):
         stop: Bound = None,
         closed: Closed | str = "b",
         root: bool = False,
+        message: str | None = None,
+        author: str | None = None,
+        meta: dict | None = None,
     ) -> list | None:
         """Insert or replace rows by key; keys not in `frame` are kept."""
+        about = {"message": message, "author": author, "meta": meta}  # who and why
         if root or start is not None or stop is not None:
-            return super().write(frame, start=start, stop=stop, closed=closed, root=root)
+            return super().write(frame, start=start, stop=stop, closed=closed, root=root, **about)
+        self.collection.revision_info(**about)  # bad metadata fails before any read
         frame = _last_per_key(Frame(self.schema, frame).sorted())
         if frame.empty:
             return []
@@ -402,9 +444,9 @@ class KVSeries(Series):
             if stored == frame:
                 return None
             frame = _last_per_key(Frame.concat(stored, frame).sorted())
-        return super().write(frame)
+        return super().write(frame, **about)
 
-    def delete(self, *keys: Any) -> list | None:
+    def delete(self, *keys: Any, message: str | None = None) -> list | None:
         """Remove the rows with these keys (scalars, or tuples for a multi-column index)."""
         if not keys:
             return []
@@ -417,7 +459,7 @@ class KVSeries(Series):
         keep = numpy.array([key not in wanted for key in index], dtype=bool)
         if keep.all():
             return []
-        return super().write(stored.mask(keep), start=keys[0], stop=keys[-1])
+        return super().write(stored.mask(keep), start=keys[0], stop=keys[-1], message=message)
 
 
 def _after(row, start: tuple, closed: Closed) -> bool:

@@ -56,6 +56,7 @@ class Settings:
     fsync: bool = True
     verify_digests: bool = True  # check every data file read against its digest
     max_text_value_size: int = 64 * 1024
+    author: str | None = None  # who writes, recorded with messages (see lakota.revinfo)
 
 
 settings = Settings()

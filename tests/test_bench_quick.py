@@ -211,7 +211,7 @@ def test_report_ratios_targets_and_markers():
     text = report.as_text(table)
     assert "* lakota071: cached result of 2024-01-01" in text
     assert "parquet: install: no wheel" in text
-    assert "targets met: 2 of 12 (9 not measured)" in text
+    assert "targets met: 2 of 14 (11 not measured)" in text
 
 
 def test_lakota_engines_import_the_right_package():

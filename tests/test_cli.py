@@ -341,3 +341,49 @@ def test_colours_and_progress_only_on_a_terminal(demo: Path) -> None:
     status, output = stderr_on_a_terminal("push", "copy")
     assert status == 0 and b"Push" in output
     assert run(demo, "-r", "copy", "len", "temperature") == "7\n"
+
+
+# Version control: tag, log, diff, changes, restore, trim/gc dry runs
+
+
+def test_version_control_commands(demo: Path, lakota: Callable[..., str]) -> None:
+    lakota("tag", "temp", "june", "-m", "June data")
+    assert "june" in lakota("tag", "temp")
+    lakota("write", "temp/Paris", input="timestamp,value\n2020-06-22,21.0\n2020-06-23,22.0\n")
+    log = lakota("log", "temp/Paris")
+    assert log.startswith("revision ") and "Paris: 2 row(s) over 2020-06-22" in log
+    assert log.count("revision ") == 2 and "(tags: june)" in log
+    assert lakota("log", "temp", "-n", "1").count("revision ") == 1
+    assert lakota("diff", "temp", "june").splitlines()[1].split() == [
+        "Paris", "modified", "2020-06-22T00:00:00", "2020-06-23T00:00:00", "1", "0", "1"]
+    assert lakota("diff", "temp/Paris", "june", "--rows").splitlines() == [
+        "change,series,timestamp,value",
+        "+,Paris,2020-06-23T00:00:00,22.0",
+        "~,Paris,2020-06-22T00:00:00,21.0",
+    ]
+    feed = lakota("changes", "temp").splitlines()
+    assert feed[0] == "revision,series,start,stop,closed,rows" and len(feed) == 4
+    last_handled = feed[2].split(",")[0]
+    assert lakota("changes", "temp", "--since", last_handled).splitlines()[1:] == feed[3:]
+    assert lakota("restore", "temp/Paris", "june") == "temp/Paris: restored\n"
+    assert "Restore Paris to june" in lakota("log", "temp", "-n", "1")
+    assert lakota("diff", "temp", "june").count("\n") == 1  # the header only
+    assert "would be deleted" in lakota("trim", "temp", "-k", "1", "-n")
+    assert lakota("trim", "temp", "-k", "1") == "temperature: 3 revision(s) deleted\n"
+    assert "bytes" in lakota("gc", "--dry-run")
+    lakota("tag", "/", "snap")
+    assert "temperature" in lakota("tag", "/")
+    lakota("tag", "/", "snap", "-d")
+    lakota("tag", "temp", "june", "-d")
+    assert "june" not in lakota("tag", "temp")
+    assert "No tag or revision 'nope'" in lakota("tag", "temp", "x", "--at", "nope", status=1)
+
+
+def test_version_control_errors(demo: Path, lakota: Callable[..., str]) -> None:
+    assert "nope" in lakota("diff", "temp", "nope", status=1)
+    assert "Invalid tag name" in lakota("tag", "temp", "a b", status=1)
+    lakota("tag", "temp", "x")
+    assert "already points" in lakota("tag", "temp", "x", status=1)
+    lakota("tag", "temp", "x", "--force")
+    assert lakota("restore", "temp", "2000-01-01") == "temp: restored\n"  # before it all
+    assert lakota("ls", "temp") == "series\n"

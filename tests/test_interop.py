@@ -370,3 +370,110 @@ def test_upstream_client_through_our_server(upstream_python: Path, tmp_path: Pat
         )
     assert refused.returncode != 0 and "403" in refused.stderr
     same_view(run_ours("dump", folder), theirs)
+
+
+# Messages, metadata and tags (written by us only): upstream reads, writes, merges and
+# pulls such repositories, and they keep working for us afterwards
+
+
+def frames_of(manifest: dict) -> dict:
+    return {
+        key: value["frames"] for key, value in manifest.items() if key.startswith("collection ")
+    }
+
+
+@pytest.fixture
+def decorated(upstream_written: tuple[Path, dict], tmp_path: Path) -> tuple[Path, dict, dict]:
+    """A copy of upstream's repository with our messages and tags, and what they name."""
+    folder = copy_repo(upstream_written[0], tmp_path)
+    manifest = run_ours("decorate", folder)
+    repo = Repo(str(folder))
+    clct = repo / "timeseries"
+    expected = {
+        "tagged": scenario.dump_frame((clct / "paris").frame(at="as-written")),
+        "big": scenario.dump_frame((clct / "big").frame(at="as-written")),
+        "snapshot": scenario.dump_frame((clct / "paris").frame(at="snapshot")),
+        "messages": {rev.path: rev.info for rev in clct.changelog.log()},
+    }
+    frames = upstream_written[1]["collection timeseries"]["frames"]
+    assert expected["tagged"] == frames["paris"]["frame"]
+    assert expected["big"] == frames["big"]["frame"]
+    assert expected["big"] != scenario.dump_frame((clct / "big").frame())
+    assert {info["message"] for info in expected["messages"].values()} >= {
+        "late days",
+        "batch of two",
+    }
+    return folder, manifest, expected
+
+
+def check_decorations(folder: Path, expected: dict) -> None:
+    repo = Repo(str(folder))
+    clct = repo / "timeseries"
+    paris = clct / "paris"
+    assert scenario.dump_frame(paris.frame(at="as-written")) == expected["tagged"]
+    assert scenario.dump_frame((clct / "big").frame(at="as-written")) == expected["big"]
+    assert scenario.dump_frame(paris.frame(at="snapshot")) == expected["snapshot"]
+    assert [tag.name for tag in clct.tags()] == ["as-written", "snapshot"]
+    assert [tag.name for tag in repo.tags()] == ["snapshot"]
+    infos = {rev.path: rev.info for rev in clct.changelog.log()}
+    for path, info in expected["messages"].items():
+        if path in infos:
+            assert infos[path] == info
+    assert not repo.check().problems
+
+
+def test_upstream_reads_our_messages_and_tags(
+    upstream_python: Path, decorated: tuple[Path, dict, dict]
+) -> None:
+    folder, ours, expected = decorated
+    same_view(ours, run_upstream(upstream_python, "dump", folder))
+    check_decorations(folder, expected)
+
+
+def test_upstream_writes_merges_and_collects_a_repository_with_tags(
+    upstream_python: Path, decorated: tuple[Path, dict, dict]
+) -> None:
+    folder, _, expected = decorated
+    theirs = run_upstream(upstream_python, "extend", folder)  # writes, merge, defrag, gc...
+    assert values(theirs, "forked", "s", "value")[-2:] == hexes([8.0, 9.0])  # merged
+    assert values(theirs, "late", "x", "value") == hexes([1, 2, 3])
+    check_decorations(folder, expected)
+    same_view(run_ours("dump", folder), theirs)
+
+
+def test_tags_survive_upstream_trim_and_gc(
+    upstream_python: Path, decorated: tuple[Path, dict, dict]
+) -> None:
+    """Upstream trims every revision but the last and collects garbage (with no grace
+    period): the tagged states stay readable, from the tag archive and its data."""
+    folder, ours, expected = decorated
+    theirs = run_upstream(upstream_python, "prune", folder)
+    key = "collection timeseries"
+    assert len(theirs[key]["revisions"]) < len(ours[key]["revisions"]) - 5
+    assert not (set(ours[key]["revisions"][:5]) & set(theirs[key]["revisions"]))
+    check_decorations(folder, expected)
+
+
+def test_upstream_pulls_a_repository_with_tags(
+    upstream_python: Path, decorated: tuple[Path, dict, dict], tmp_path: Path, monkeypatch
+) -> None:
+    folder, ours, expected = decorated
+    monkeypatch.setenv("SCENARIO_SOURCE", str(folder))
+    pulled = tmp_path / "pulled-by-upstream"
+    theirs = run_upstream(upstream_python, "pull", pulled)
+    assert frames_of(theirs) == frames_of(ours)
+    assert frames_of(run_ours("dump", pulled)) == frames_of(ours)
+    Repo(str(pulled)).pull(Repo(str(folder)))  # we then bring the tags along
+    check_decorations(pulled, expected)
+
+
+def test_we_pull_and_upstream_reads_tags_and_messages(
+    upstream_python: Path, decorated: tuple[Path, dict, dict], tmp_path: Path, monkeypatch
+) -> None:
+    folder, ours, expected = decorated
+    monkeypatch.setenv("SCENARIO_SOURCE", str(folder))
+    pulled = tmp_path / "pulled-by-us"
+    mine = run_ours("pull", pulled)
+    check_decorations(pulled, expected)
+    assert frames_of(run_upstream(upstream_python, "dump", pulled)) == frames_of(mine)
+    assert frames_of(mine) == frames_of(ours)

@@ -20,3 +20,7 @@ def test_quickstart_and_data_stack_examples_run(tmp_path, monkeypatch):
     assert namespace["paris"].frame(start="2024-01-02")["value"].tolist() == [4.25, 2.5]
     assert namespace["table"].num_rows == 2
     assert namespace["ddf"].compute()["value"].tolist() == [3.5, 4.25, 2.5]
+    assert namespace["diff"].changed["value_b"].tolist() == [6.0]
+    assert namespace["lyon"].frame()["value"].tolist() == [5.0, 5.5]  # restored
+    assert [e.message for e in namespace["pressure"].log(limit=1)] == ["undo corrections"]
+    assert namespace["repo"].tags()[0].name == "release-1"

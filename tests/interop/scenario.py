@@ -9,13 +9,17 @@ we refuse (frames outside the given write range).
 
 Commands: ``write`` (the full scenario), ``simple`` (a short numeric history whose
 commit bytes both implementations should encode identically), ``extend`` (more
-revisions on top of a repository written by either side) and ``dump``.
+revisions on top of a repository written by either side), ``prune`` (merge, trim
+everything but the last revisions, collect garbage), ``pull`` (pull everything from
+the repository at ``$SCENARIO_SOURCE``) and ``dump``. ``decorate`` adds messages,
+metadata and tags, which only our lakota can write, so only we run it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -212,6 +216,46 @@ def extend(repo: Repo) -> None:
     repo.gc()  # soft-deletes the data file of the deleted collection
 
 
+def decorate(repo: Repo) -> None:
+    """Our messages, metadata and tags on `write_all`'s repository, with a fork to merge."""
+    ts_clct = repo / "timeseries"
+    ts_clct.tag("as-written", message="state written by write_all")
+    (ts_clct / "paris").write(
+        rich_frame(days(30, 2), 13), message="late days", author="alice", meta={"n": 2}
+    )
+    big = rich_frame(T0 + numpy.arange(1500) * numpy.timedelta64(1, "h"), 16)
+    (ts_clct / "big").write(big, message="new data files: the old ones are the tag's only")
+    with ts_clct.multi(message="batch of two"):
+        (ts_clct / "rome").write(rich_frame(days(40, 1), 14))
+        (ts_clct / "bergen").write(rich_frame(days(40, 1), 15))
+    forked = repo / "forked"
+    stale = Repo(pod=repo.pod) / "forked"
+    stale.ls()  # both writers now start from the same leaf
+    (forked / "s").write({"ts": days(8, 1), "value": [8.0]}, message="ours")
+    time.sleep(0.002)
+    (stale / "s").write({"ts": days(9, 1), "value": [9.0]}, message="theirs", meta={"w": 2})
+    repo.tag("snapshot", message="every collection")
+
+
+def prune(repo: Repo) -> None:
+    """Merge, then trim every collection to its last revision, then collect twice with
+    no grace period."""
+    from lakota.utils import settings
+
+    settings.timeout = 0
+    for label in repo.ls():
+        clct = repo / label
+        clct.merge()
+        clct.trim(before=clct.changelog.log()[-1].epoch)
+    repo.gc()
+    repo.gc()
+
+
+def pull(repo: Repo) -> None:
+    """Pull every collection of the repository at ``$SCENARIO_SOURCE``."""
+    repo.pull(Repo(os.environ["SCENARIO_SOURCE"]))
+
+
 # Manifest
 
 
@@ -299,7 +343,15 @@ def dump_commit(commit: Any) -> dict:
     }
 
 
-COMMANDS = {"write": write_all, "simple": write_simple, "extend": extend, "dump": None}
+COMMANDS = {
+    "write": write_all,
+    "simple": write_simple,
+    "extend": extend,
+    "decorate": decorate,
+    "prune": prune,
+    "pull": pull,
+    "dump": None,
+}
 
 
 def main(argv: list[str]) -> None:
