@@ -86,6 +86,10 @@ class Engine:
         """Read a series written by `write_many`."""
         return self.read(group, name)
 
+    def names(self, group: str) -> list[str]:
+        """The names of the series in `group`."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release the store so another handle can open it."""
 
@@ -126,6 +130,9 @@ class LakotaEngine(Engine):
                 (collection / name).write(native)
 
     append = write
+
+    def names(self, group: str) -> list[str]:
+        return self.collections[group].ls()
 
     def mark(self, group: str, name: str) -> str:
         """A time just after the leaf revision: ``before=`` it shows the current state."""
@@ -216,6 +223,9 @@ class ArcticEngine(Engine):
 
     def mark(self, group: str, name: str) -> int:
         return self.libraries[group].read_metadata(name).version
+
+    def names(self, group: str) -> list[str]:
+        return self.libraries[group].list_symbols()
 
     @staticmethod
     def _columns(frame: Any) -> Columns:

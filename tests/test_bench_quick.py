@@ -218,3 +218,49 @@ def test_lakota_engines_import_the_right_package():
     assert lakota_source("lakota").endswith("lakota")
     with pytest.raises(RuntimeError, match="lakota 0.7.1 from PyPI"):
         lakota_source("lakota071")
+
+
+def test_many_series_workload_measures_and_verifies(tmp_path):
+    """bench/many_series.py on the lakota engine, tiny sizes: every metric, every count."""
+    import json
+
+    import many_series
+
+    out = tmp_path / "result.json"
+    argv = ["run", "--engine", "lakota", "--series", "4,12", "--writes", "3", "--rounds", "2"]
+    argv += ["--batch", "5", "--out", str(out), "--tmpdir", str(tmp_path)]
+    assert many_series.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["ok"], result.get("error")
+    for count in ("4", "12"):
+        metrics = result["by_series"][count]
+        assert set(metrics) == {"build", "write", "write_bytes", "listing", "fresh_read"}
+        assert len(metrics["write"]["samples"]) == 3
+        assert metrics["write_bytes"]["median"] > 0
+    sizes = {"rows": 10, "writes": 3, "batch": 5, "rounds": 2}
+    lines = many_series.table(
+        {
+            "lakota": {
+                **result,
+                "by_series": {c: {"metrics": m} for c, m in result["by_series"].items()},
+            }
+        },
+        sizes,
+    )
+    assert lines[0][:3] == ["series", "measure", "lakota"]
+    assert {line[0] for line in lines[1:]} == {"4", "12"}
+
+
+def test_many_series_targets():
+    import many_series
+
+    def result(write: float, grown: float) -> dict:
+        return {"metrics": {"write": {"samples": [write]}, "write_bytes": {"samples": [grown]}}}
+
+    lakota = {"by_series": {"10": result(0.002, 9000), "100000": result(0.005, 70_000)}}
+    assert many_series._target("write", lakota, "100000") == (
+        "≤ 3 × write at 10 series: 2.5 ×",
+        "yes",
+    )
+    assert many_series._target("write_bytes", lakota, "100000") == ("≤ 64 KB", "NO")
+    assert many_series._target("write", lakota, "10") == ("", "")
