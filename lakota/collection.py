@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any
 import numpy
 
 from .changelog import Changelog, Revision, phi
-from .commit import Commit, read_digest
+from .commit import Commit, read_to_copy
 from .errors import InvalidLabelError
-from .schema import Schema
+from .schema import EMPTY_DIGEST, Schema
 from .series import KVSeries, Series
 from .utils import (
     Background,
@@ -371,19 +371,33 @@ class Collection:
 
     def digests(self, revisions: list[Revision] | None = None) -> Iterator[str]:
         """Every non-embedded digest referenced by these revisions (default: all)."""
+        yield from self._stored_codecs(revisions)
+
+    def _stored_codecs(self, revisions: list[Revision] | None = None) -> dict[str, Any]:
+        """The codec of each data file (non-embedded, non-empty digest) these revisions
+        refer to."""
+        codecs = {}
         for rev in self.changelog.log() if revisions is None else revisions:
             try:
                 commit = rev.commit(self)
             except FileNotFoundError:  # trimmed since it was listed: it refers to nothing
                 continue
-            for digest in commit.digests():
-                if digest not in commit.embedded:
-                    yield digest
+            for name in self.schema:
+                for digest in commit.digest[name].tolist():
+                    if digest not in commit.embedded and digest != EMPTY_DIGEST:
+                        codecs.setdefault(digest, self.schema[name].codec)
+        return codecs
 
     # Sync
 
     def pull(self, remote: Collection, shallow: bool = False) -> list[str]:
-        """Copy the remote's data files, then its revisions (so readers never miss data)."""
+        """Copy the remote's data files, then its revisions (so readers never miss data).
+
+        Data files are checked against their digests before they are written here
+        (unless `settings.verify_digests` is ``"never"``), revisions always: a damaged
+        remote raises `CorruptedDataError` before any revision is copied (files copied
+        until then are unreferenced, and gc reclaims them).
+        """
         if not isinstance(remote, Collection):
             raise TypeError(f"pull needs a Collection, not {type(remote).__name__}")
         if remote.schema != self.schema:
@@ -393,11 +407,12 @@ class Collection:
             )
         local_digests = set(self.digests())
         revisions = remote.changelog.leafs() if shallow else remote.changelog.log()
-        wanted = set(remote.digests(revisions)) - local_digests
+        codecs = remote._stored_codecs(revisions)
+        wanted = set(codecs) - local_digests
         missing = [d for d in sorted(wanted) if not self.pod.isfile(digest_path(d))]
 
         def copy(digest: str) -> None:
-            self.pod.write(digest_path(digest), read_digest(remote.pod, digest, {}))
+            self.pod.write(digest_path(digest), read_to_copy(remote.pod, digest, codecs[digest]))
 
         pooled_map(copy, missing)
         return self.changelog.pull(remote.changelog, shallow=shallow)

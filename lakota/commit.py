@@ -22,7 +22,7 @@ import numpy
 
 from .errors import CorruptedDataError, MissingDataError
 from .schema import EMPTY_DIGEST, Codec, Schema
-from .utils import Closed, digest_path, hashed_path, settings
+from .utils import Closed, digest_path, hashed_path, verify_copies, verify_reads
 
 if TYPE_CHECKING:
     from .pod import POD
@@ -558,22 +558,34 @@ def load_column(
     verify: bool | None = None,
     out: numpy.ndarray | None = None,
 ) -> numpy.ndarray:
-    """The decoded array of a column (written into `out` if given), checked against its
-    digest.
+    """The decoded array of a column (written into `out` if given).
 
-    A data file that does not decode, or whose content does not match its digest (when
-    `verify`, default `settings.verify_digests`), raises `CorruptedDataError` naming its
-    path: damaged bytes never come back as data. Embedded arrays are covered by the
-    digest of their revision.
+    A data file that does not decode raises `CorruptedDataError` naming its path; so does
+    one whose content does not match its digest when `verify` (default: `verify_reads`,
+    which follows `settings.verify_digests`). Embedded arrays are covered by the digest
+    of their revision.
     """
     if digest in embedded or digest == EMPTY_DIGEST:
         return decode_checked(codec, embedded.get(digest, b""), f"embedded array {digest}", out)
     path, data = _read_stored(pod, digest)
-    verify = settings.verify_digests if verify is None else verify
     arr = decode_checked(codec, data, f"data file {path}", out)
-    if verify and not codec.matches(arr, data, digest):
-        raise CorruptedDataError(f"Data file {path} does not match its digest {digest}")
+    if verify_reads(pod) if verify is None else verify:
+        _check_digest(codec, arr, data, digest, path)
     return arr
+
+
+def read_to_copy(pod: POD, digest: str, codec: Codec) -> bytes:
+    """The stored bytes of a data file about to be copied into another repository
+    (pull, push), checked against its digest first unless `verify_copies` says not to."""
+    path, data = _read_stored(pod, digest)
+    if verify_copies():
+        _check_digest(codec, decode_checked(codec, data, f"data file {path}"), data, digest, path)
+    return data
+
+
+def _check_digest(codec: Codec, arr: numpy.ndarray, data: bytes, digest: str, path: str) -> None:
+    if not codec.matches(arr, data, digest):
+        raise CorruptedDataError(f"Data file {path} does not match its digest {digest}")
 
 
 def decode_checked(
@@ -588,15 +600,6 @@ def decode_checked(
         return out
     except Exception as exc:  # codecs raise RuntimeError, ValueError, msgpack errors...
         raise CorruptedDataError(f"Unable to decode {source}: {exc}") from exc
-
-
-def read_digest(pod: POD, digest: str, embedded: dict[str, bytes]) -> bytes:
-    """Encoded bytes of a column: embedded, stored, or stored under a soft-deleted name."""
-    if digest in embedded:
-        return embedded[digest]
-    if digest == EMPTY_DIGEST:
-        return b""
-    return _read_stored(pod, digest)[1]
 
 
 def _read_stored(pod: POD, digest: str) -> tuple[str, bytes]:
