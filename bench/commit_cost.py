@@ -8,9 +8,9 @@ tree does them: staging the row (encode and hash its columns), reading the previ
 commit as a new process must (read the revision file, check its SHA-1, decode it),
 overlaying the row, encoding the new commit, hashing it, and writing the revision file
 (fsynced). It also splits the revision's bytes by field, and measures the same write
-with nothing embedded (`settings.embed_max_size = 0`, up to 10,000 series). Medians of `--writes` writes, in
-milliseconds; runs in this project's virtual environment. The numbers are quoted in
-docs/design/many-series.md.
+with nothing embedded (`settings.embed_max_size = 0`, up to 10,000 series). Medians of
+`--writes` writes, in milliseconds; runs in this project's virtual environment. The
+numbers are quoted in docs/design/many-series.md.
 """
 
 from __future__ import annotations

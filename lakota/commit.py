@@ -401,6 +401,7 @@ class Commit:
                 digests = {n: str(self.digest[n][pos]) for n in self.schema}
                 segment = Segment(self, pod, digests, *bounds)
                 segment.clipped = bounds != self._row_bounds(pos)
+                segment.stored_len = int(self.length[pos])
                 found.append(segment)
         return found
 
@@ -476,6 +477,7 @@ class Segment:
         self._stored_len = 0
         self._locks: dict[str, threading.Lock] = {}
         self.clipped = False  # True when the query shows only part of the commit row
+        self.stored_len: int | None = None  # rows of the stored arrays, as the commit says
 
     @property
     def positions(self) -> tuple[int, int]:
@@ -537,6 +539,23 @@ class Segment:
     def load(self, name: str) -> numpy.ndarray:
         """The whole stored array of column `name`, decoded once and kept."""
         return self._column(name)
+
+    def load_into(self, name: str, out: numpy.ndarray) -> None:
+        """Put the whole stored array of column `name` in `out` (which must hold exactly
+        `stored_len` values) and keep it as the decoded column, until `release`."""
+        with self._locks.setdefault(name, threading.Lock()):
+            if name in self._columns:
+                out[...] = self._columns[name]
+            else:
+                codec = self.schema[name].codec
+                load_column(self.pod, self.digest[name], self.commit.embedded, codec, out=out)
+            self._columns[name] = out
+
+    def release(self) -> None:
+        """Forget the decoded arrays (the visible positions stay known): once they are
+        handed out in a frame, later reads of this segment must not see changes to it."""
+        self.positions  # noqa: B018 (computed while the index is still there)
+        self._columns = {}
 
     def _column(self, name: str) -> numpy.ndarray:
         with self._locks.setdefault(name, threading.Lock()):
