@@ -97,6 +97,10 @@ class Engine:
         """The rows added to the series since `tag` (by a diff, not by a range read)."""
         raise NotImplementedError
 
+    def names(self, group: str) -> list[str]:
+        """The names of the series in `group`."""
+        raise NotImplementedError
+
     def close(self) -> None:
         """Release the store so another handle can open it."""
 
@@ -137,6 +141,9 @@ class LakotaEngine(Engine):
                 (collection / name).write(native)
 
     append = write
+
+    def names(self, group: str) -> list[str]:
+        return self.collections[group].ls()
 
     def mark(self, group: str, name: str) -> str:
         """A time just after the leaf revision: ``before=`` it shows the current state."""
@@ -240,6 +247,9 @@ class ArcticEngine(Engine):
 
     def mark(self, group: str, name: str) -> int:
         return self.libraries[group].read_metadata(name).version
+
+    def names(self, group: str) -> list[str]:
+        return self.libraries[group].list_symbols()
 
     @staticmethod
     def _columns(frame: Any) -> Columns:

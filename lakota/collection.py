@@ -19,10 +19,10 @@ import numpy
 
 from . import refs
 from .changelog import Changelog, Revision, phi
-from .commit import Commit, read_digest
+from .commit import Commit, read_to_copy
 from .errors import InvalidLabelError, RevisionNotFoundError
 from .revinfo import make_info
-from .schema import Schema
+from .schema import EMPTY_DIGEST, Codec, Schema
 from .series import KVSeries, Series
 from .utils import (
     Background,
@@ -492,19 +492,37 @@ class Collection:
 
     def digests(self, revisions: list[Revision] | None = None) -> Iterator[str]:
         """Every non-embedded digest referenced by these revisions (default: all)."""
+        yield from self._stored_files(revisions)
+
+    def _stored_files(
+        self, revisions: list[Revision] | None = None
+    ) -> dict[str, tuple[Codec, int]]:
+        """The codec and number of values of each data file (non-embedded, non-empty
+        digest) these revisions refer to."""
+        files: dict[str, tuple[Codec, int]] = {}
         for rev in self.changelog.log() if revisions is None else revisions:
             try:
                 commit = rev.commit(self)
             except FileNotFoundError:  # trimmed since it was listed: it refers to nothing
                 continue
-            for digest in commit.digests():
-                if digest not in commit.embedded:
-                    yield digest
+            lengths = commit.length.tolist()
+            for name in self.schema:
+                codec = self.schema[name].codec
+                for digest, length in zip(commit.digest[name].tolist(), lengths):
+                    if digest not in commit.embedded and digest != EMPTY_DIGEST:
+                        files.setdefault(digest, (codec, length))
+        return files
 
     # Sync
 
     def pull(self, remote: Collection, shallow: bool = False) -> list[str]:
-        """Copy the remote's data files, then its revisions (so readers never miss data)."""
+        """Copy the remote's data files, then its revisions (so readers never miss data).
+
+        Data files are checked against their digests before they are written here
+        (unless `settings.verify_digests` is ``"never"``), revisions always: a damaged
+        remote raises `CorruptedDataError` before any revision is copied (files copied
+        until then are unreferenced, and gc reclaims them).
+        """
         if not isinstance(remote, Collection):
             raise TypeError(f"pull needs a Collection, not {type(remote).__name__}")
         if remote.schema != self.schema:
@@ -516,11 +534,12 @@ class Collection:
         local_digests = set(self.digests())
         revisions = remote.changelog.leafs() if shallow else remote.changelog.log()
         revisions += [tag.revision for tag in tags.values()]
-        wanted = set(remote.digests(revisions)) - local_digests
+        stored = remote._stored_files(revisions)
+        wanted = set(stored) - local_digests
         missing = [d for d in sorted(wanted) if not self.pod.isfile(digest_path(d))]
 
         def copy(digest: str) -> None:
-            self.pod.write(digest_path(digest), read_digest(remote.pod, digest, {}))
+            self.pod.write(digest_path(digest), read_to_copy(remote.pod, digest, *stored[digest]))
 
         pooled_map(copy, missing)
         copied = self.changelog.pull(remote.changelog, shallow=shallow)

@@ -23,7 +23,7 @@ import numpy
 from .errors import CorruptedDataError, MissingDataError
 from .revinfo import with_info
 from .schema import EMPTY_DIGEST, Codec, Schema
-from .utils import Closed, digest_path, hashed_path, settings
+from .utils import Closed, digest_path, hashed_path, verify_copies, verify_reads
 
 if TYPE_CHECKING:
     from .pod import POD
@@ -407,6 +407,7 @@ class Commit:
                 digests = {n: str(self.digest[n][pos]) for n in self.schema}
                 segment = Segment(self, pod, digests, *bounds, length=int(self.length[pos]))
                 segment.clipped = bounds != self._row_bounds(pos)
+                segment.stored_len = int(self.length[pos])
                 found.append(segment)
         return found
 
@@ -484,6 +485,7 @@ class Segment:
         self._stored_len = 0
         self._locks: dict[str, threading.Lock] = {}
         self.clipped = False  # True when the query shows only part of the commit row
+        self.stored_len: int | None = None  # rows of the stored arrays, as the commit says
 
     @property
     def positions(self) -> tuple[int, int]:
@@ -547,6 +549,23 @@ class Segment:
         """The whole stored array of column `name`, decoded once and kept."""
         return self._column(name)
 
+    def load_into(self, name: str, out: numpy.ndarray) -> None:
+        """Put the whole stored array of column `name` in `out` (which must hold exactly
+        `stored_len` values) and keep it as the decoded column, until `release`."""
+        with self._locks.setdefault(name, threading.Lock()):
+            if name in self._columns:
+                out[...] = self._columns[name]
+            else:
+                codec = self.schema[name].codec
+                load_column(self.pod, self.digest[name], self.commit.embedded, codec, out=out)
+            self._columns[name] = out
+
+    def release(self) -> None:
+        """Forget the decoded arrays (the visible positions stay known): once they are
+        handed out in a frame, later reads of this segment must not see changes to it."""
+        self.positions  # noqa: B018 (computed while the index is still there)
+        self._columns = {}
+
     def _column(self, name: str) -> numpy.ndarray:
         with self._locks.setdefault(name, threading.Lock()):
             if name not in self._columns:
@@ -572,24 +591,38 @@ def load_column(
     out: numpy.ndarray | None = None,
     length: int | None = None,
 ) -> numpy.ndarray:
-    """The decoded array of a column (written into `out` if given), checked against its
-    digest. `length`, the number of values of its commit row, bounds what decoding may
-    allocate (see `Codec.decode`).
+    """The decoded array of a column (written into `out` if given). `length`, the number
+    of values of its commit row, bounds what decoding may allocate (see `Codec.decode`).
 
-    A data file that does not decode, or whose content does not match its digest (when
-    `verify`, default `settings.verify_digests`), raises `CorruptedDataError` naming its
-    path: damaged bytes never come back as data. Embedded arrays are covered by the
-    digest of their revision.
+    A data file that does not decode raises `CorruptedDataError` naming its path; so does
+    one whose content does not match its digest when `verify` (default: `verify_reads`,
+    which follows `settings.verify_digests`). Embedded arrays are covered by the digest
+    of their revision.
     """
     if digest in embedded or digest == EMPTY_DIGEST:
         source = f"embedded array {digest}"
         return decode_checked(codec, embedded.get(digest, b""), source, out, length)
     path, data = _read_stored(pod, digest)
-    verify = settings.verify_digests if verify is None else verify
     arr = decode_checked(codec, data, f"data file {path}", out, length)
-    if verify and not codec.matches(arr, data, digest):
-        raise CorruptedDataError(f"Data file {path} does not match its digest {digest}")
+    if verify_reads(pod) if verify is None else verify:
+        _check_digest(codec, arr, data, digest, path)
     return arr
+
+
+def read_to_copy(pod: POD, digest: str, codec: Codec, length: int | None = None) -> bytes:
+    """The stored bytes of a data file about to be copied into another repository
+    (pull, push), checked against its digest first unless `verify_copies` says not to.
+    `length`, its number of values, bounds the decoding as in `load_column`."""
+    path, data = _read_stored(pod, digest)
+    if verify_copies():
+        arr = decode_checked(codec, data, f"data file {path}", length=length)
+        _check_digest(codec, arr, data, digest, path)
+    return data
+
+
+def _check_digest(codec: Codec, arr: numpy.ndarray, data: bytes, digest: str, path: str) -> None:
+    if not codec.matches(arr, data, digest):
+        raise CorruptedDataError(f"Data file {path} does not match its digest {digest}")
 
 
 def decode_checked(
@@ -608,15 +641,6 @@ def decode_checked(
         return out
     except Exception as exc:  # codecs raise RuntimeError, ValueError, msgpack errors...
         raise CorruptedDataError(f"Unable to decode {source}: {exc}") from exc
-
-
-def read_digest(pod: POD, digest: str, embedded: dict[str, bytes]) -> bytes:
-    """Encoded bytes of a column: embedded, stored, or stored under a soft-deleted name."""
-    if digest in embedded:
-        return embedded[digest]
-    if digest == EMPTY_DIGEST:
-        return b""
-    return _read_stored(pod, digest)[1]
 
 
 def _read_stored(pod: POD, digest: str) -> tuple[str, bytes]:

@@ -84,6 +84,10 @@ class Frame:
             raise ValueError("offset and limit must not be negative")
         segments = list(segments)
         cpu = _cpu_bound(segments)
+        if limit is None and not offset and _whole_candidates(schema, names, segments):
+            columns = _read_whole(schema, names, segments, cpu)
+            if columns is not None:
+                return cls(schema, columns)
         _preload(schema, segments, names, cpu)
         pieces = []
         for sgm in segments:
@@ -518,6 +522,45 @@ def _preload(schema: Schema, segments: list[Any], names: list[str], cpu: bool) -
     pooled_map(_load_task, tasks, cpu=cpu)
 
 
+def _whole_candidates(schema: Schema, names: list[str], segments: list[Any]) -> bool:
+    """True if `_read_whole` may serve the read: numeric columns only, and segments the
+    query does not cut, whose stored length the commit gives."""
+    if not segments or not all(schema[name].numeric for name in [*schema.idx, *names]):
+        return False
+    return all(not sgm.clipped and getattr(sgm, "stored_len", None) is not None for sgm in segments)
+
+
+def _read_whole(
+    schema: Schema, names: list[str], segments: list[Any], cpu: bool
+) -> dict[str, numpy.ndarray] | None:
+    """Decode every column of every segment straight into its place in one output array
+    per column, all at once on the pool, as if each segment showed all its stored rows.
+
+    That is what a read of a series whose segments no later write has cut finds, and it
+    saves decoding the index first, waiting, then copying it. If a segment turns out to
+    hide some rows, None: the caller then takes the visible rows of what was decoded.
+    """
+    wanted = list(dict.fromkeys([*schema.idx, *names]))
+    total = sum(sgm.stored_len for sgm in segments)
+    outs = {name: numpy.empty(total, dtype=schema[name].dt) for name in wanted}
+    tasks, pos = [], 0
+    for sgm in segments:
+        end = pos + sgm.stored_len
+        tasks.extend((sgm, name, outs[name][pos:end]) for name in wanted)
+        pos = end
+    pooled_map(_load_into_task, tasks, cpu=cpu)
+    if any(sgm.positions != (0, sgm.stored_len) for sgm in segments):
+        return None
+    for sgm in segments:
+        sgm.release()
+    return {name: outs[name] for name in names}
+
+
+def _load_into_task(task: tuple[Any, str, numpy.ndarray]) -> None:
+    sgm, name, out = task
+    sgm.load_into(name, out)
+
+
 def _load_task(task: tuple[Any, str]) -> Any:
     sgm, name = task
     return sgm.load(name)
@@ -611,4 +654,3 @@ def _parse_column(expr: str) -> AST | str:
 
 def _is_agg(item: AST | str) -> bool:
     return isinstance(item, AST) and item.is_aggregate()
-

@@ -41,6 +41,11 @@ class Settings:
     per value on average: a data file announcing more is refused as corrupted (a guard
     against decompression bombs in repositories from elsewhere; numbers are bounded by
     their item size).
+    `verify_digests` says which data files reads check against their digests (see
+    `verify_reads`): ``"remote"`` (the default) those read from S3, HTTP or through a
+    cache, and every file pulled or pushed; ``"always"`` every one, local ones too;
+    ``"never"`` none (undecodable files still raise). True and False mean always and
+    never. `repo.check()` verifies everything whatever the setting.
     """
 
     threaded: bool = True
@@ -54,12 +59,43 @@ class Settings:
     append_merge_count: int = 16
     append_merge_len: int = 10_000
     fsync: bool = True
-    verify_digests: bool = True  # check every data file read against its digest
+    verify_digests: str | bool = "remote"  # which data files reads check, see above
     max_text_value_size: int = 64 * 1024
     author: str | None = None  # who writes, recorded with messages (see lakota.revinfo)
 
 
 settings = Settings()
+
+VERIFY_MODES = ("remote", "always", "never")
+
+
+def verify_mode() -> str:
+    """`settings.verify_digests` as one of `VERIFY_MODES` (True is always, False never)."""
+    value = settings.verify_digests
+    if value is True or value is False:
+        return "always" if value else "never"
+    if value not in VERIFY_MODES:
+        raise ValueError(
+            f"settings.verify_digests must be one of {', '.join(VERIFY_MODES)} "
+            f"(or True/False), not {value!r}"
+        )
+    return value
+
+
+def verify_reads(pod: Any) -> bool:
+    """Whether data files read from `pod` are checked against their digests.
+
+    What enters the machine is checked, local storage is trusted (as Git does): in the
+    default ``"remote"`` mode, reads from a local folder or memory are not checked,
+    reads from S3, HTTP or a cache chain are. Copies (pull, push) use `verify_copies`.
+    """
+    mode = verify_mode()
+    return mode == "always" or (mode == "remote" and not pod.local_storage)
+
+
+def verify_copies() -> bool:
+    """Whether data files copied between repositories (pull, push) are checked."""
+    return verify_mode() != "never"
 
 
 def hextime(ts: float | None = None) -> str:

@@ -28,6 +28,13 @@ def frame(seed: int = 0) -> dict:
     }
 
 
+@pytest.fixture(autouse=True)
+def verify_always(monkeypatch):
+    """These tests exercise the digest check itself, on local storage: every read checks.
+    What the default mode checks is tested in tests/test_verify.py."""
+    monkeypatch.setattr(settings, "verify_digests", "always")
+
+
 @pytest.fixture
 def srs(repo):
     srs = repo.create_collection(SCHEMA, "clct") / "s"
@@ -81,12 +88,12 @@ def test_verify_digests_setting_is_read_at_call_time(srs, repo, monkeypatch):
     path = stored_path(srs, "value")
     foreign = frame(seed=1)["value"]
     repo.pod.write(path, SCHEMA["value"].codec.encode(foreign), force=True)
-    monkeypatch.setattr(settings, "verify_digests", False)
+    monkeypatch.setattr(settings, "verify_digests", "never")
     assert srs.frame()["value"].tolist() == foreign.tolist()
     repo.pod.write(path, b"garbage", force=True)
     with pytest.raises(CorruptedDataError, match=f"Unable to decode data file .*{path}"):
         srs.frame()  # undecodable bytes are refused even without verification
-    monkeypatch.setattr(settings, "verify_digests", True)
+    monkeypatch.setattr(settings, "verify_digests", "always")
     repo.pod.write(path, SCHEMA["value"].codec.encode(foreign), force=True)
     with pytest.raises(CorruptedDataError, match="does not match"):
         srs.frame()

@@ -168,7 +168,8 @@ def test_an_overwrite_inside_a_page_is_read_around(big):
     assert numpy.array_equal(frame["ts"], data["ts"])
 
 
-def test_a_damaged_file_decoded_in_place_raises(big):
+def test_a_damaged_file_decoded_in_place_raises(big, monkeypatch):
+    monkeypatch.setattr(lakota_settings, "verify_digests", "always")
     repo, series, _ = big
     segment = series.segments()[2]
     path = digest_path(segment.digest["value"])

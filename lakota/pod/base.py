@@ -69,6 +69,9 @@ class POD(ABC):
     # Reads are bound by the CPU (decoding, hashing) rather than by waiting on storage:
     # they run on the pool sized to the cores. Remote backends wait, and keep it False.
     cpu_bound_reads = False
+    # Storage on this machine (a folder, memory): trusted, its reads are not checked
+    # against their digests in the default verification mode (`utils.verify_reads`).
+    local_storage = False
 
     @staticmethod
     def from_uri(uri: PathLike | list | tuple | None = None, **kwargs: Any) -> POD:

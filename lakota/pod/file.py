@@ -40,6 +40,7 @@ class FilePOD(POD):
 
     protocol = "file"
     cpu_bound_reads = True
+    local_storage = True
 
     def __init__(self, path: PathLike) -> None:
         self.path = Path(path).expanduser()

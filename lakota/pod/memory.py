@@ -184,6 +184,7 @@ class MemPOD(POD):
 
     protocol = "memory"
     cpu_bound_reads = True
+    local_storage = True
 
     def __init__(
         self, path: PathLike = ".", store: MemStore | None = None, lru_size: int | None = None

@@ -103,7 +103,8 @@ class SecurityHeaders:
     HEADERS = [
         (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
         (b"x-content-type-options", b"nosniff"),
-        (b"referrer-policy", b"no-referrer"),
+        # not "no-referrer": with it, the login form would post `Origin: null`, refused
+        (b"referrer-policy", b"same-origin"),
         (b"x-frame-options", b"DENY"),
     ]
 
