@@ -39,6 +39,7 @@ BUILD_KEY, WRITE_KEY, PICK_KEY = 10, 11, 12
 DEFAULT_SERIES = (10, 1_000, 10_000)
 LARGE = 100_000
 WRITE_LIMIT = 64 * 1024  # bytes of revision data per one-row write at 100,000 series
+ENGINE_SECONDS = 3 * 3600  # one engine's run; 100,000 series take well under an hour
 WRITE_FACTOR = 3.0  # the write at N series against the write at 10 series
 READ_SECONDS = 600  # one fresh-process read
 
@@ -290,7 +291,11 @@ def run_engine(engine: str, args: argparse.Namespace) -> dict:
         command += ["--batch", str(args.batch), "--rounds", str(args.rounds)]
         command += ["--tmpdir", args.tmpdir] if args.tmpdir else []
         log(f"[{engine}] {', '.join(f'{n:,}' for n in args.series)} series")
-        subprocess.run(command, cwd=scratch)
+        try:
+            subprocess.run(command, cwd=scratch, timeout=ENGINE_SECONDS)
+        except subprocess.TimeoutExpired:
+            error = f"no result after {ENGINE_SECONDS} s"
+            return {"engine": engine, "ok": False, "failure": "timeout", "error": error}
         if not out.is_file():
             return {"engine": engine, "ok": False, "failure": "crash", "error": "no result"}
         result = json.loads(out.read_text())

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"| {name} | {ms:.0f} | {sent(body)} |")
         finally:
             proc.terminate()
-            proc.wait()
+            proc.wait(timeout=30)
     return 0
 
 

@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from limits import join
+from limits import THREAD_SECONDS, join
 
 import lakota.pod
 from lakota.errors import LakotaError, UnsafePathError
@@ -687,7 +687,7 @@ def test_file_reader_never_sees_a_partial_write(tmp_path: Path) -> None:
 def test_file_concurrent_writers_of_one_path(tmp_path: Path) -> None:
     pod = FilePOD(tmp_path)
     payload = b"same content-addressed bytes" * 1000
-    barrier = threading.Barrier(8)
+    barrier = threading.Barrier(8, timeout=THREAD_SECONDS)
 
     def write(_: int) -> int | None:
         barrier.wait()

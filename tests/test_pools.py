@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from limits import join
+from limits import THREAD_SECONDS, join
 
 from lakota.utils import Background, compute_later, pooled_imap, pooled_map, settings
 
@@ -40,7 +40,7 @@ def test_the_threaded_setting_is_read_at_call_time(monkeypatch):
     monkeypatch.setattr(settings, "threaded", False)
     here = threading.current_thread().name
     assert pooled_map(current_thread_name, range(3), cpu=True) == [here] * 3
-    assert compute_later(current_thread_name).result() == here
+    assert compute_later(current_thread_name).result(THREAD_SECONDS) == here
 
 
 def test_a_map_inside_a_worker_runs_inline():
@@ -136,10 +136,10 @@ def test_background_accepts_calls_from_several_threads():
 
 
 def test_compute_later_runs_on_the_cores_and_keeps_errors():
-    assert compute_later(current_thread_name).result().startswith("lakota-cpu")
+    assert compute_later(current_thread_name).result(THREAD_SECONDS).startswith("lakota-cpu")
     future = compute_later(int, "not a number")
     with pytest.raises(ValueError):
-        future.result()
+        future.result(THREAD_SECONDS)
 
 
 def test_max_threads_is_read_when_the_pool_is_used(monkeypatch):

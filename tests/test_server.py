@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy
 import pytest
 from conftest import lakota_server
+from limits import COMMAND_SECONDS
 from test_pod import (  # the POD contract, run here on HttpPOD
     test_cd,
     test_isdir_isfile,
@@ -342,16 +343,30 @@ def test_cli_against_a_served_repository(guarded: str) -> None:
     uri = f"{guarded}/main?token={TOKEN.replace('+', '%2B')}"
     lakota = [sys.executable, "-m", "lakota", "-r", uri]
     run = subprocess.run(
-        [*lakota, "create", "cli", "day date*", "n int"], capture_output=True, text=True
+        [*lakota, "create", "cli", "day date*", "n int"],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_SECONDS,
     )
     assert run.returncode == 0, run.stderr
-    write = subprocess.run([*lakota, "write", "cli/x"], input="day,n\n2021-01-01,1\n",
-                           capture_output=True, text=True)
+    write = subprocess.run(
+        [*lakota, "write", "cli/x"],
+        input="day,n\n2021-01-01,1\n",
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_SECONDS,
+    )
     assert write.returncode == 0, write.stderr
-    read = subprocess.run([*lakota, "read", "cli/x"], capture_output=True, text=True)
+    read = subprocess.run(
+        [*lakota, "read", "cli/x"], capture_output=True, text=True, timeout=COMMAND_SECONDS
+    )
     assert read.stdout == "day,n\n2021-01-01,1\n"
-    denied = subprocess.run([sys.executable, "-m", "lakota", "-r", guarded + "/main", "ls"],
-                            capture_output=True, text=True)
+    denied = subprocess.run(
+        [sys.executable, "-m", "lakota", "-r", guarded + "/main", "ls"],
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_SECONDS,
+    )
     assert denied.returncode == 1
     assert denied.stderr.count("\n") == 1 and "401" in denied.stderr
 

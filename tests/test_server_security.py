@@ -25,6 +25,7 @@ import pytest
 from conftest import free_port, lakota_process, lakota_server
 from hypothesis import given
 from hypothesis import strategies as st
+from limits import join
 
 from lakota import Repo, Schema
 from lakota.errors import ProtocolError, StorageError
@@ -518,7 +519,7 @@ def proxy(open_server: str) -> Iterator[FaultyProxy]:
     finally:
         server.shutdown()
         server.server_close()
-        thread.join()
+        join(thread)
 
 
 @pytest.mark.parametrize("header", ["²", "99999999999999999999", "abc", "-2", "", "4242"])

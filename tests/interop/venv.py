@@ -78,7 +78,12 @@ def upstream_version(python: Path, folder: Path) -> str | None:
         return None
     code = "import lakota; print(lakota.__version__); print(lakota.__file__)"
     result = subprocess.run(
-        [str(python), "-c", code], capture_output=True, text=True, env=clean_env(), cwd=folder
+        [str(python), "-c", code],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        cwd=folder,
+        timeout=PIP_TIMEOUT,
     )
     lines = result.stdout.split()
     if result.returncode or len(lines) != 2:
